@@ -1,0 +1,146 @@
+//! The layer's cost per request, next to a bare service and tower-http's Basic check.
+//!
+//! Every variant drives the same trivial inner service with one request built outside the
+//! timed part; the futures complete on their first poll, so no runtime is involved.
+//!
+//! ```text
+//! cargo bench --bench layer
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
+use http::{HeaderValue, Request, Response};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+use tower_proxy_auth::{BasicCredentials, ProxyAuthLayer, StaticUsers};
+
+type Body = String;
+
+fn inner() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
+    tower::service_fn(|_req: Request<Body>| std::future::ready(Ok(Response::new(Body::new()))))
+}
+
+/// Polls a future that must be ready at once (every future here is).
+fn now<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("benchmarked futures complete on their first poll"),
+    }
+}
+
+fn request(header: Option<(http::HeaderName, &HeaderValue)>) -> Request<Body> {
+    let mut request = Request::builder()
+        .uri("http://origin.example/index.html")
+        .header("host", "origin.example")
+        .header("user-agent", "curl/8.0")
+        .header("accept", "*/*");
+    if let Some((name, value)) = header {
+        request = request.header(name, value.clone());
+    }
+    request.body(Body::new()).expect("request")
+}
+
+fn bench<S>(
+    c: &mut Criterion,
+    name: &str,
+    service: S,
+    header: Option<(http::HeaderName, &HeaderValue)>,
+    want: u16,
+) where
+    S: Service<Request<Body>> + Clone,
+    S::Response: HasStatus,
+    S::Error: std::fmt::Debug,
+{
+    let mut service = service;
+    now(service.ready()).expect("ready");
+    let status = now(service.call(request(header.clone())))
+        .expect("call")
+        .status();
+    assert_eq!(status, want, "{name}: unexpected status");
+    c.bench_function(name, |b| {
+        b.iter_batched(
+            || request(header.clone()),
+            |req| black_box(now(service.call(req))),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+trait HasStatus {
+    fn status(&self) -> u16;
+}
+
+impl<B> HasStatus for Response<B> {
+    fn status(&self) -> u16 {
+        Response::status(self).as_u16()
+    }
+}
+
+fn layer(c: &mut Criterion) {
+    let good = HeaderValue::from_str(
+        &BasicCredentials::new("alice", "s3cret")
+            .expect("creds")
+            .encode(),
+    )
+    .expect("header");
+    let wrong = HeaderValue::from_str(
+        &BasicCredentials::new("alice", "wrong")
+            .expect("creds")
+            .encode(),
+    )
+    .expect("header");
+
+    let one = StaticUsers::new().with_user("alice", "s3cret");
+    let many: StaticUsers = (0..9_999)
+        .map(|i| (format!("user{i}"), format!("password{i}")))
+        .chain([("alice".to_owned(), "s3cret".to_owned())])
+        .collect();
+
+    bench(c, "bare inner service", inner(), None, 200);
+    #[allow(deprecated)]
+    let tower_http_basic = ValidateRequestHeaderLayer::basic("alice", "s3cret").layer(inner());
+    bench(
+        c,
+        "tower-http basic, accept",
+        tower_http_basic,
+        Some((AUTHORIZATION, &good)),
+        200,
+    );
+    bench(
+        c,
+        "proxy-auth 1 user, accept",
+        ProxyAuthLayer::new(one.clone()).layer(inner()),
+        Some((PROXY_AUTHORIZATION, &good)),
+        200,
+    );
+    bench(
+        c,
+        "proxy-auth 10000 users, accept",
+        ProxyAuthLayer::new(many).layer(inner()),
+        Some((PROXY_AUTHORIZATION, &good)),
+        200,
+    );
+    bench(
+        c,
+        "proxy-auth reject, no credentials",
+        ProxyAuthLayer::new(one.clone()).layer(inner()),
+        None,
+        407,
+    );
+    bench(
+        c,
+        "proxy-auth reject, wrong password",
+        ProxyAuthLayer::new(one).layer(inner()),
+        Some((PROXY_AUTHORIZATION, &wrong)),
+        407,
+    );
+}
+
+criterion_group!(benches, layer);
+criterion_main!(benches);
