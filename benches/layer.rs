@@ -142,5 +142,23 @@ fn layer(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, layer);
+/// The parts of the accept path on their own: parsing the field, checking the password.
+fn parts(c: &mut Criterion) {
+    let good = BasicCredentials::new("alice", "s3cret")
+        .expect("creds")
+        .encode();
+    c.bench_function("part: parse Basic credentials", |b| {
+        b.iter(|| BasicCredentials::parse(black_box(good.as_bytes())))
+    });
+    let users = StaticUsers::new().with_user("alice", "s3cret");
+    c.bench_function("part: StaticUsers::check", |b| {
+        b.iter(|| {
+            users
+                .check(black_box("alice"), black_box(b"s3cret"))
+                .is_some()
+        })
+    });
+}
+
+criterion_group!(benches, layer, parts);
 criterion_main!(benches);

@@ -274,13 +274,13 @@ where
                 ResponseFuture {
                     state: State::Validating {
                         validation,
-                        pending: Some(Pending {
+                        pending: Some(Box::new(Pending {
                             inner,
                             parts,
                             body,
                             credentials,
                             config: self.config.clone(),
-                        }),
+                        })),
                     },
                 }
             }
@@ -288,7 +288,8 @@ where
     }
 }
 
-/// What a request waiting for its validator holds on to.
+/// What a request waiting for its validator holds on to; boxed so that the future stays small
+/// on the synchronous paths.
 struct Pending<S, ReqBody> {
     inner: S,
     parts: Parts,
@@ -316,7 +317,7 @@ pin_project! {
     {
         Validating {
             validation: BoxValidationFuture,
-            pending: Option<Pending<S, ReqBody>>,
+            pending: Option<Box<Pending<S, ReqBody>>>,
         },
         Calling {
             #[pin]
@@ -370,16 +371,16 @@ where
                     pending,
                 } => {
                     let outcome = ready!(validation.as_mut().poll(cx));
-                    let Some(Pending {
+                    let Some(pending) = pending.take() else {
+                        return Poll::Ready(Ok(polled_after_completion()));
+                    };
+                    let Pending {
                         mut inner,
                         mut parts,
                         body,
                         credentials,
                         config,
-                    }) = pending.take()
-                    else {
-                        return Poll::Ready(Ok(polled_after_completion()));
-                    };
+                    } = *pending;
                     match apply(outcome, credentials.user_id(), &mut parts, &config) {
                         Ok(()) => State::Calling {
                             future: inner.call(Request::from_parts(parts, body)),
