@@ -57,6 +57,11 @@ mod rejection;
 mod secret;
 pub mod validator;
 
+/// The README's code blocks, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use body::ResponseBody;
 pub use challenge::{InvalidRealm, Realm, DEFAULT_REALM};
 pub use credentials::{BasicCredentials, CredentialsError};
