@@ -1,0 +1,735 @@
+//! A forward HTTP/1.1 proxy with Basic proxy authentication, built on hyper 1, hyper-util and
+//! [`tower_proxy_auth::ProxyAuthLayer`].
+//!
+//! - Absolute-form requests (`GET http://host/path HTTP/1.1`) are forwarded to the origin over a
+//!   pool of reused connections, with the hop-by-hop fields of RFC 9110 §7.6.1 removed in both
+//!   directions (`Connection` and every field it lists, `Proxy-Connection`, `Keep-Alive`, `TE`,
+//!   `Transfer-Encoding`, `Upgrade`) and a `Via` field added (RFC 9110 §7.6.3). The layer has
+//!   already removed `Proxy-Authorization`.
+//! - `CONNECT host:port` opens a TCP connection to the target first (bounded by the connect
+//!   timeout), answers 200 only once it is open, and then relays bytes both ways. A target that
+//!   cannot be reached gets 502, never a 200 followed by a dead socket.
+//! - Any other request form gets 400; an origin that cannot be reached or that fails gets 502.
+//! - Each request is logged once at `info` (client address, user or `-`, method, target, status,
+//!   elapsed milliseconds); passwords and `Proxy-Authorization` values are never logged.
+//! - A slow client cannot hold a connection for ever (`--header-read-timeout`), and Ctrl-C (or
+//!   SIGTERM) stops accepting and gives in-flight connections and tunnels a bounded grace period.
+//!
+//! Run it with the embedded demo user `alice` / `s3cret`:
+//!
+//! ```text
+//! cargo run --example forward_proxy
+//! curl -x http://alice:s3cret@127.0.0.1:3128 http://example.com/
+//! curl -p -x http://alice:s3cret@127.0.0.1:3128 https://example.com/
+//! ```
+//!
+//! or with your own users (the password is everything after the first `:`):
+//!
+//! ```text
+//! cargo run --example forward_proxy -- --listen 0.0.0.0:8080 --realm "corp proxy" \
+//!     --user alice:s3cret --user bob:pa:ss:word
+//! cargo run --example forward_proxy -- --no-auth     # same proxy without the layer
+//! ```
+//!
+//! Passwords given with `--user` are visible to other local users in the process list; a real
+//! deployment would read them from a file or a secret store. Logging follows `RUST_LOG`
+//! (default `info`) and goes to stderr; stdout carries only the `listening on <addr>` line and
+//! a ready-to-paste curl command.
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme, Uri};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tower::util::{Either, MapResponse};
+use tower::{Service, ServiceBuilder, ServiceExt as _};
+use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
+use tower_proxy_auth::{Identity, ProxyAuth, ProxyAuthLayer, ResponseBody, StaticUsers};
+use tracing::{debug, info, warn, Span};
+use tracing_subscriber::EnvFilter;
+
+/// The demo user the proxy starts with when no `--user` is given.
+const DEMO_USER: (&str, &str) = ("alice", "s3cret");
+
+/// The pseudonym this proxy writes in `Via` (RFC 9110 §7.6.3).
+const VIA_PSEUDONYM: &str = "tower-proxy-auth";
+
+/// A forward HTTP/1.1 proxy with Basic proxy authentication (tower-proxy-auth example).
+#[derive(Parser, Debug)]
+#[command(name = "forward_proxy", version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (the real address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3128")]
+    listen: SocketAddr,
+
+    /// Realm named in the Proxy-Authenticate challenge.
+    #[arg(long, value_name = "TEXT", default_value = tower_proxy_auth::DEFAULT_REALM)]
+    realm: String,
+
+    /// A user, as NAME:PASSWORD (split at the first ':'; the password may hold ':').
+    /// Repeatable. Without any, the demo user alice:s3cret is used.
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    users: Vec<UserArg>,
+
+    /// Serve without proxy authentication (a baseline for benchmarks).
+    #[arg(long, conflicts_with_all = ["users", "realm"])]
+    no_auth: bool,
+
+    /// Number of tokio worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<NonZeroUsize>,
+
+    /// Seconds a client may take to send a request's header section; also bounds how long an
+    /// idle keep-alive connection is held.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout: u64,
+
+    /// Seconds to wait for a TCP connection to an origin or a CONNECT target.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    connect_timeout: u64,
+
+    /// Seconds in-flight connections and tunnels get to finish after Ctrl-C.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    shutdown_grace: u64,
+}
+
+/// One `--user NAME:PASSWORD`; `Debug` hides the password.
+#[derive(Clone)]
+struct UserArg {
+    name: String,
+    password: String,
+}
+
+impl fmt::Debug for UserArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserArg")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+fn parse_user(value: &str) -> Result<UserArg, String> {
+    let Some((name, password)) = value.split_once(':') else {
+        return Err("expected NAME:PASSWORD (no ':' found)".to_owned());
+    };
+    if name.is_empty() {
+        return Err("the user name is empty".to_owned());
+    }
+    // RFC 7617 §2: neither part may hold a control character, so such a user could never log in.
+    if name.chars().any(char::is_control) {
+        return Err("the user name holds a control character".to_owned());
+    }
+    if password.chars().any(char::is_control) {
+        return Err("the password holds a control character".to_owned());
+    }
+    Ok(UserArg {
+        name: name.to_owned(),
+        password: password.to_owned(),
+    })
+}
+
+/// The client's address, put into every request's extensions for logs and later layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The body the proxy service answers with: the origin's, or a short text of its own.
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// How authentication is set up, decided from the command line before the runtime starts.
+struct AuthSetup {
+    layer: Option<ProxyAuthLayer<StaticUsers>>,
+    /// What to print as the ready-to-paste proxy URL's user part.
+    hint_user: Option<String>,
+}
+
+fn auth_setup(args: &Args) -> Result<AuthSetup, String> {
+    if args.no_auth {
+        return Ok(AuthSetup {
+            layer: None,
+            hint_user: None,
+        });
+    }
+    let mut users = StaticUsers::new();
+    let hint_user = if args.users.is_empty() {
+        users.insert(DEMO_USER.0, DEMO_USER.1);
+        format!("{}:{}", DEMO_USER.0, DEMO_USER.1)
+    } else {
+        for user in &args.users {
+            if users.contains(&user.name) {
+                return Err(format!("--user {:?} is given more than once", user.name));
+            }
+            users.insert(user.name.as_str(), user.password.as_bytes());
+        }
+        format!("{}:PASSWORD", args.users[0].name)
+    };
+    let layer = ProxyAuthLayer::builder(users)
+        .realm(args.realm.as_str())
+        .build()
+        .map_err(|e| format!("--realm: {e}"))?;
+    Ok(AuthSetup {
+        layer: Some(layer),
+        hint_user: Some(hint_user),
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let auth = match auth_setup(&args) {
+        Ok(auth) => auth,
+        Err(message) => {
+            eprintln!("forward_proxy: error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.worker_threads {
+        runtime.worker_threads(n.get());
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("forward_proxy: error: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args, auth));
+    // Tunnels still open after the grace period are cut here.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("forward_proxy: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, auth: AuthSetup) -> Result<(), String> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+
+    print_banner(local, &auth);
+
+    // Every connection task and tunnel holds a clone of `in_flight`; when the last one is
+    // dropped, `all_done` yields `None`.
+    let (in_flight, mut all_done) = mpsc::channel::<Infallible>(1);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let proxy = Proxy::new(Duration::from_secs(args.connect_timeout), in_flight.clone());
+    let mut server = http1::Builder::new();
+    server
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(args.header_read_timeout))
+        .keep_alive(true);
+    let server = Arc::new(server);
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let service = service_stack(peer, proxy.clone(), auth.layer.as_ref());
+                    tokio::spawn(serve_connection(
+                        stream,
+                        peer,
+                        service,
+                        server.clone(),
+                        shutdown_rx.clone(),
+                        in_flight.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+
+    drop(listener);
+    info!(
+        grace_s = args.shutdown_grace,
+        "shutting down: no longer accepting"
+    );
+    // Ask every connection to finish its in-flight request and close.
+    let _ = shutdown_tx.send(true);
+    drop(proxy);
+    drop(in_flight);
+    let grace = Duration::from_secs(args.shutdown_grace);
+    match tokio::time::timeout(grace, all_done.recv()).await {
+        Ok(_) => info!("all connections closed"),
+        Err(_) => warn!("grace period over: closing the remaining connections and tunnels"),
+    }
+    Ok(())
+}
+
+fn print_banner(local: SocketAddr, auth: &AuthSetup) {
+    let mut shown = local;
+    if shown.ip().is_unspecified() {
+        shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let proxy_url = match &auth.hint_user {
+        Some(user) => format!("http://{user}@{shown}"),
+        None => format!("http://{shown}"),
+    };
+    let mut out = std::io::stdout().lock();
+    // Tests read this line to learn the port; write errors (a closed pipe) are not fatal.
+    let _ = writeln!(out, "listening on {local}");
+    let _ = writeln!(out, "try: curl -x {proxy_url} http://example.com/");
+    let _ = out.flush();
+    if auth.hint_user.as_deref() == Some(&format!("{}:{}", DEMO_USER.0, DEMO_USER.1)) {
+        warn!("no --user given: using the demo user {:?}", DEMO_USER.0);
+    }
+    if auth.layer.is_none() {
+        warn!("--no-auth: anyone who can reach this address may use the proxy");
+    }
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service stack: client address -> log line -> proxy authentication -> proxy.
+
+type NoAuth = MapResponse<Proxy, fn(Response<ProxyBody>) -> Response<ResponseBody<ProxyBody>>>;
+type Authenticated = Either<ProxyAuth<Proxy, StaticUsers>, NoAuth>;
+
+fn no_auth_body(response: Response<ProxyBody>) -> Response<ResponseBody<ProxyBody>> {
+    response.map(ResponseBody::new)
+}
+
+fn service_stack(
+    peer: SocketAddr,
+    proxy: Proxy,
+    auth: Option<&ProxyAuthLayer<StaticUsers>>,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<
+        impl hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static,
+    >,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    let authenticated: Authenticated = match auth {
+        Some(layer) => Either::Left(ServiceBuilder::new().layer(layer.clone()).service(proxy)),
+        None => Either::Right(
+            ServiceBuilder::new()
+                .map_response(no_auth_body as fn(_) -> _)
+                .service(proxy),
+        ),
+    };
+    ServiceBuilder::new()
+        .map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer));
+            request
+        })
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(RequestSpan)
+                .on_request(())
+                .on_response(LogLine)
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
+        .service(authenticated)
+}
+
+/// A span per request holding the client address, method and target (never credentials).
+#[derive(Debug, Clone, Copy)]
+struct RequestSpan;
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &Request<B>) -> Span {
+        let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
+        tracing::info_span!(
+            "request",
+            client = %client.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            method = %request.method(),
+            target = %log_target(request.method(), request.uri()),
+        )
+    }
+}
+
+/// The one `info` line per request: user (or `-`), status, elapsed milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct LogLine;
+
+impl<B> OnResponse<B> for LogLine {
+    fn on_response(self, response: &Response<B>, latency: Duration, _span: &Span) {
+        let user = response.extensions().get::<Identity>().map(Identity::user);
+        info!(
+            user = %user.unwrap_or("-"),
+            status = response.status().as_u16(),
+            elapsed_ms = format_args!("{:.1}", latency.as_secs_f64() * 1000.0),
+            "handled"
+        );
+    }
+}
+
+/// The request target for logs, with any user-info left out of the authority.
+fn log_target(method: &Method, uri: &Uri) -> String {
+    let host_port = |a: &Authority| match a.port() {
+        Some(port) => format!("{}:{port}", a.host()),
+        None => a.host().to_owned(),
+    };
+    match (uri.scheme(), uri.authority()) {
+        (_, Some(authority)) if method == Method::CONNECT => host_port(authority),
+        (Some(scheme), Some(authority)) => format!(
+            "{scheme}://{}{}",
+            host_port(authority),
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        ),
+        _ => uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections.
+
+async fn serve_connection<S, B>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: S,
+    server: Arc<http1::Builder>,
+    mut shutdown: watch::Receiver<bool>,
+    _in_flight: mpsc::Sender<Infallible>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static,
+{
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    let connection = server
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = async { let _ = shutdown.wait_for(|&stop| stop).await; } => {
+            // Finish the request in flight (if any), then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
+            debug!(%peer, "connection closed: header read timeout");
+        } else {
+            debug!(%peer, error = %e, "connection error");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxy service.
+
+/// Forwards absolute-form requests through a pooled client and opens CONNECT tunnels.
+#[derive(Clone)]
+struct Proxy {
+    client: Client<HttpConnector, Incoming>,
+    connector: HttpConnector,
+    connect_timeout: Duration,
+    in_flight: mpsc::Sender<Infallible>,
+}
+
+impl Proxy {
+    fn new(connect_timeout: Duration, in_flight: mpsc::Sender<Infallible>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector.clone());
+        Self {
+            client,
+            connector,
+            connect_timeout,
+            in_flight,
+        }
+    }
+
+    async fn handle(self, request: Request<Incoming>) -> Response<ProxyBody> {
+        let identity = request.extensions().get::<Identity>().cloned();
+        let mut response = if request.method() == Method::CONNECT {
+            self.tunnel(request).await
+        } else {
+            self.forward(request).await
+        };
+        // Handed back to the log line, which runs outside the authentication layer.
+        if let Some(identity) = identity {
+            response.extensions_mut().insert(identity);
+        }
+        response
+    }
+
+    async fn forward(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
+        let uri = request.uri();
+        if uri.authority().is_none() {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Bad request: a proxy needs an absolute-form target (http://host/path) or CONNECT\n",
+            );
+        }
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Bad request: only http:// targets are forwarded; use CONNECT for https\n",
+            );
+        }
+        let received = request.version();
+        let headers = request.headers_mut();
+        remove_hop_by_hop(headers);
+        // RFC 9112 §3.2.2: the Host of an absolute-form request is the target's; the client
+        // sets it from the URI.
+        headers.remove(header::HOST);
+        append_via(headers, received);
+        *request.version_mut() = Version::HTTP_11;
+
+        match self.client.request(request).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                append_via(&mut parts.headers, parts.version);
+                parts.version = Version::HTTP_11;
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(e) => {
+                debug!(error = %ErrorChain(&e), "origin request failed");
+                text(
+                    StatusCode::BAD_GATEWAY,
+                    "Bad gateway: the origin could not be reached or failed\n",
+                )
+            }
+        }
+    }
+
+    async fn tunnel(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
+        let Some(authority) = request.uri().authority().cloned() else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Bad request: CONNECT needs a host:port target\n",
+            );
+        };
+        if authority.port_u16().is_none() {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Bad request: CONNECT needs a host:port target\n",
+            );
+        }
+        let Ok(target) = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+        else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Bad request: unusable CONNECT target\n",
+            );
+        };
+
+        // Connect before answering, so a 200 always means an open tunnel.
+        let connecting = self.connector.clone().oneshot(target);
+        let upstream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(io)) => io.into_inner(),
+            Ok(Err(e)) => {
+                debug!(target = %authority, error = %ErrorChain(&e), "CONNECT target unreachable");
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    "Bad gateway: the CONNECT target could not be reached\n",
+                );
+            }
+            Err(_) => {
+                debug!(target = %authority, "CONNECT target timed out");
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    "Bad gateway: the CONNECT target did not answer in time\n",
+                );
+            }
+        };
+
+        let upgrade = hyper::upgrade::on(&mut request);
+        let in_flight = self.in_flight.clone();
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let mut upstream = upstream;
+            match upgrade.await {
+                Ok(upgraded) => {
+                    let mut client = TokioIo::new(upgraded);
+                    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                        Ok((up, down)) => {
+                            debug!(target = %authority, up, down, "tunnel closed");
+                        }
+                        Err(e) => debug!(target = %authority, error = %e, "tunnel failed"),
+                    }
+                }
+                Err(e) => debug!(target = %authority, error = %e, "CONNECT upgrade failed"),
+            }
+        });
+        Response::new(empty())
+    }
+}
+
+impl Service<Request<Incoming>> for Proxy {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(request).await) })
+    }
+}
+
+/// Removes the hop-by-hop fields of RFC 9110 §7.6.1: `Connection` and every field it names,
+/// plus `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding` and `Upgrade`.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("proxy-connection"),
+        HeaderName::from_static("keep-alive"),
+        header::TE,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Appends `Via: <received-protocol> tower-proxy-auth` (RFC 9110 §7.6.3).
+fn append_via(headers: &mut HeaderMap, received: Version) {
+    let protocol = match received {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!("{protocol} {VIA_PSEUDONYM}")) {
+        headers.append(header::VIA, value);
+    }
+}
+
+fn text(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(message.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// Displays an error with its sources: `a: b: c`.
+struct ErrorChain<'a>(&'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}

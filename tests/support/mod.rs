@@ -1,0 +1,761 @@
+//! Helpers shared by the end-to-end tests: the compiled example binaries as child processes, an
+//! in-process origin server that records what it received, a raw HTTP/1.1 client over a
+//! `TcpStream`, and curl.
+//!
+//! Everything listens on and connects to 127.0.0.1 only, on ports picked by the OS, and every
+//! wait is bounded so that a bug fails a test instead of hanging it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// The bound on any single wait: a process start, a response, a connection.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The body the default [`Origin`] answers with.
+pub const ORIGIN_BODY: &str = "hello from the origin\n";
+
+// ---------------------------------------------------------------------------------------------
+// Example binaries.
+
+/// The path of a compiled example, `target/<profile>/examples/<name>`, found from this test
+/// binary's own path (`target/<profile>/deps/<test>-<hash>`).
+///
+/// `cargo test` builds examples before integration tests, but `cargo test --test <name>` does
+/// not, which would leave a stale or missing binary. So when run by cargo (`CARGO` is set), the
+/// example is first brought up to date with `cargo build --example <name>` for the same profile
+/// and target directory (a no-op when it is fresh; it may wait for cargo's build lock). Set
+/// `SUPPORT_NO_EXAMPLE_BUILD=1` to skip that step.
+///
+/// # Panics
+///
+/// When the build fails or the binary is missing, with a message saying how to build it.
+pub fn example_path(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    let exe = std::env::current_exe().expect("cannot find the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary is not in target/<profile>/deps");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        if let (Some(cargo), None) = (
+            std::env::var_os("CARGO"),
+            std::env::var_os("SUPPORT_NO_EXAMPLE_BUILD"),
+        ) {
+            build_example(&cargo, name, profile_dir);
+        }
+        built.push(name.to_owned());
+    }
+    drop(built);
+
+    assert!(
+        path.is_file(),
+        "example binary {} is missing; build it with `cargo build --example {name}`",
+        path.display()
+    );
+    path
+}
+
+/// `cargo build --example <name>` into the target directory and profile this test runs from.
+fn build_example(cargo: &std::ffi::OsStr, name: &str, profile_dir: &std::path::Path) {
+    let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut child = Command::new(cargo)
+        .args(["build", "--quiet", "--example", name, "--profile", profile])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build example {name}: {e}"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    // Generous: the build may wait for another cargo holding the build lock.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait on cargo") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`cargo build --example {name}` did not finish in 15 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        status.success(),
+        "`cargo build --example {name}` failed ({status}):\n{}",
+        stderr.lock().unwrap_or_else(|e| e.into_inner())
+    );
+}
+
+fn example_command(name: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(example_path(name));
+    command
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG_STYLE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Collects everything a child writes to a pipe, on a thread, so the pipe never fills up.
+fn drain<R: std::io::Read + Send + 'static>(mut reader: R) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match reader.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n])),
+            }
+        }
+    });
+    text
+}
+
+/// A running example server, killed when dropped.
+pub struct ExampleProcess {
+    child: Child,
+    addr: SocketAddr,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl ExampleProcess {
+    /// Starts example `name` with `args` and waits (bounded) for its `listening on <addr>` line
+    /// on stdout.
+    ///
+    /// # Panics
+    ///
+    /// When the binary is missing, exits early, or does not print the line in time.
+    pub fn start(name: &str, args: &[&str]) -> Self {
+        let mut child = example_command(name, args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
+        let stderr = drain(child.stderr.take().expect("piped stderr"));
+        let stdout_pipe = child.stdout.take().expect("piped stdout");
+
+        // Read lines until `listening on`, then keep collecting the rest.
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout_pipe).lines();
+            let mut tx = Some(tx);
+            while let Some(Ok(line)) = lines.next() {
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.trim().to_owned());
+                    }
+                }
+            }
+        });
+
+        let addr = match rx.recv_timeout(TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "example {name} {args:?} did not print `listening on` within {TIMEOUT:?}\n\
+                     stdout:\n{}\nstderr:\n{}",
+                    stdout.lock().unwrap(),
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        let addr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address {addr:?} from example {name}: {e}"));
+        Self {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The address the process listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything written to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Everything written to stderr (the logs) so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until stderr holds a line for which `pred` is true; returns that line.
+    pub async fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(line) = self.stderr().lines().find(|l| pred(l)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching log line within {TIMEOUT:?}; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether the process has exited, and how.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits (bounded by `timeout`) for the process to exit by itself.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ExampleProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a process that ran to its end left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs example `name` with `args` and waits (bounded) for it to exit by itself.
+///
+/// # Panics
+///
+/// When it is still running after `timeout` (it is killed first).
+pub fn run_example_to_exit(name: &str, args: &[&str], timeout: Duration) -> Finished {
+    let mut child = example_command(name, args)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "example {name} {args:?} still running after {timeout:?}; stderr:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Let the drain threads see end-of-file.
+    std::thread::sleep(Duration::from_millis(100));
+    let stdout = stdout.lock().unwrap().clone();
+    let stderr = stderr.lock().unwrap().clone();
+    Finished {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// `Basic <base64(user:password)>`, for any bytes.
+pub fn basic(user: &str, password: &[u8]) -> String {
+    let mut decoded = user.as_bytes().to_vec();
+    decoded.push(b':');
+    decoded.extend_from_slice(password);
+    format!("Basic {}", base64_encode(&decoded))
+}
+
+/// Standard base64 (RFC 4648 §4) with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Origin server.
+
+/// One request as an [`Origin`] received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What an [`Origin`] answers every request with.
+#[derive(Debug, Clone)]
+pub struct OriginResponse {
+    pub status: u16,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Default for OriginResponse {
+    fn default() -> Self {
+        Self {
+            status: 200,
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            body: Bytes::from_static(ORIGIN_BODY.as_bytes()),
+        }
+    }
+}
+
+/// A small HTTP/1.1 origin on 127.0.0.1:0, run in a tokio task of the test's runtime, that
+/// answers every request with a fixed response and records what it received. Stopped on drop.
+pub struct Origin {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<ReceivedRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Origin {
+    /// An origin answering `200` with [`ORIGIN_BODY`].
+    pub async fn start() -> Self {
+        Self::start_with(OriginResponse::default()).await
+    }
+
+    /// An origin answering every request with `response`.
+    pub async fn start_with(response: OriginResponse) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind origin on 127.0.0.1:0");
+        let addr = listener.local_addr().expect("origin local_addr");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let response = Arc::new(response);
+        let task = tokio::spawn(async move {
+            // Connections live in the set, so aborting the task closes them all.
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let log = log.clone();
+                let response = response.clone();
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let log = log.clone();
+                    let response = response.clone();
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = body.collect().await?.to_bytes();
+                        log.lock().unwrap().push(ReceivedRequest {
+                            method: parts.method,
+                            uri: parts.uri,
+                            version: parts.version,
+                            headers: parts.headers,
+                            body,
+                        });
+                        let mut answer = Response::new(Full::new(response.body.clone()));
+                        *answer.status_mut() =
+                            http::StatusCode::from_u16(response.status).expect("status");
+                        for (name, value) in &response.headers {
+                            answer.headers_mut().append(name.clone(), value.clone());
+                        }
+                        Ok::<_, hyper::Error>(answer)
+                    }
+                });
+                connections.spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                // Reap finished connections as we go.
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Self {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    /// The origin's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The only request received so far.
+    ///
+    /// # Panics
+    ///
+    /// When there were none or several.
+    pub fn single_request(&self) -> ReceivedRequest {
+        let received = self.received();
+        assert_eq!(
+            received.len(),
+            1,
+            "expected exactly one request at the origin, got {received:#?}"
+        );
+        received.into_iter().next().expect("one request")
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP/1.1 over TCP.
+
+/// A response read off the wire.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub reason: String,
+    /// Field lines in order, as received (names keep their case).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// Every value of the field `name` (case-insensitive), in order.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The single value of field `name`; `None` when absent.
+    ///
+    /// # Panics
+    ///
+    /// When the field appears more than once.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let values = self.header_values(name);
+        assert!(values.len() <= 1, "{name} appears {} times", values.len());
+        values.first().copied()
+    }
+
+    /// The body as UTF-8 (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client connection that writes raw bytes and parses HTTP/1.1 responses itself, keeping
+/// unread bytes between responses so one connection can carry several exchanges.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    /// Connects (bounded) to `addr`.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|_| panic!("connect to {addr} timed out"))
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes` as they are.
+    pub async fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        tokio::time::timeout(TIMEOUT, self.stream.write_all(bytes.as_ref()))
+            .await
+            .expect("write timed out")
+            .expect("write failed");
+    }
+
+    /// Reads more bytes into the buffer; `false` at end of stream.
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(TIMEOUT, self.stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no data within {TIMEOUT:?}; buffered so far: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                )
+            })
+            .unwrap_or(0);
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    async fn take_line(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = self.buf[..i].to_vec();
+                self.buf.drain(..i + 2);
+                return line;
+            }
+            assert!(self.fill().await, "connection closed inside a line");
+        }
+    }
+
+    async fn take_exact(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(
+                self.fill().await,
+                "connection closed after {} of {n} body bytes",
+                self.buf.len()
+            );
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads one response to a request made with `method` (which decides whether a 2xx has a
+    /// body: not for CONNECT or HEAD). The body is framed by `Transfer-Encoding: chunked`, else
+    /// by `Content-Length`, else by the end of the connection.
+    pub async fn read_response_to(&mut self, method: &str) -> RawResponse {
+        let status_line = String::from_utf8(self.take_line().await).expect("UTF-8 status line");
+        let mut parts = status_line.splitn(3, ' ');
+        let version = parts.next().unwrap_or_default();
+        assert!(
+            version.starts_with("HTTP/1."),
+            "bad status line {status_line:?}"
+        );
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let reason = parts.next().unwrap_or_default().to_owned();
+
+        let mut headers = Vec::new();
+        loop {
+            let line = self.take_line().await;
+            if line.is_empty() {
+                break;
+            }
+            let line = String::from_utf8(line).expect("UTF-8 field line");
+            let (name, value) = line
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad field line {line:?}"));
+            headers.push((name.to_owned(), value.trim().to_owned()));
+        }
+        let mut response = RawResponse {
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+        };
+
+        let no_body = (100..200).contains(&status)
+            || status == 204
+            || status == 304
+            || method.eq_ignore_ascii_case("HEAD")
+            || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status));
+        if no_body {
+            return response;
+        }
+        let chunked = response
+            .header_values("transfer-encoding")
+            .iter()
+            .any(|v| v.to_ascii_lowercase().contains("chunked"));
+        if chunked {
+            loop {
+                let size_line = String::from_utf8(self.take_line().await).expect("chunk size");
+                let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+                let size = usize::from_str_radix(size_hex, 16)
+                    .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
+                if size == 0 {
+                    // Trailer section up to the empty line.
+                    while !self.take_line().await.is_empty() {}
+                    break;
+                }
+                let data = self.take_exact(size).await;
+                response.body.extend_from_slice(&data);
+                assert!(self.take_line().await.is_empty(), "chunk without CRLF");
+            }
+        } else if let Some(length) = response.header("content-length") {
+            let length: usize = length
+                .parse()
+                .unwrap_or_else(|_| panic!("bad Content-Length {length:?}"));
+            response.body = self.take_exact(length).await;
+        } else {
+            while self.fill().await {}
+            response.body = std::mem::take(&mut self.buf);
+        }
+        response
+    }
+
+    /// Reads one response to a GET-like request.
+    pub async fn read_response(&mut self) -> RawResponse {
+        self.read_response_to("GET").await
+    }
+
+    /// Whether the peer closes the connection (or resets it) within `timeout`, with nothing
+    /// sent before. Bytes received instead make it panic.
+    pub async fn closed_within(&mut self, timeout: Duration) -> bool {
+        let mut chunk = [0u8; 1024];
+        match tokio::time::timeout(timeout, self.stream.read(&mut chunk)).await {
+            Err(_) => false,
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(n)) => panic!(
+                "expected the connection to close, got {:?}",
+                String::from_utf8_lossy(&chunk[..n])
+            ),
+        }
+    }
+}
+
+/// Formats a request head: `METHOD target HTTP/1.1`, the given field lines, an empty line.
+pub fn request_head(method: &str, target: &str, fields: &[(&str, &str)]) -> String {
+    let mut head = format!("{method} {target} HTTP/1.1\r\n");
+    for (name, value) in fields {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Sends one absolute-form GET for `url` through the proxy at `proxy` on a new connection and
+/// reads the response; `fields` follow a `Host` field made from the URL.
+pub async fn proxy_get(proxy: SocketAddr, url: &str, fields: &[(&str, &str)]) -> RawResponse {
+    let host = url
+        .parse::<Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| panic!("not an absolute URL: {url}"));
+    let mut all = vec![("Host", host.as_str())];
+    all.extend_from_slice(fields);
+    let mut conn = RawConn::connect(proxy).await;
+    conn.send(request_head("GET", url, &all)).await;
+    conn.read_response().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// curl.
+
+/// What curl left behind.
+#[derive(Debug)]
+pub struct CurlOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CurlOutput {
+    /// Panics with curl's stderr unless it exited with 0.
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "curl failed ({}): {}",
+            self.status,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `/usr/bin/curl -sS --max-time 10 <args>` (bounded), with no proxy settings from the
+/// environment.
+pub async fn curl(args: &[&str]) -> CurlOutput {
+    let mut command = tokio::process::Command::new("/usr/bin/curl");
+    command
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .env("NO_PROXY", "")
+        .env("no_proxy", "")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(TIMEOUT, command.output())
+        .await
+        .expect("curl did not finish in time")
+        .expect("cannot run /usr/bin/curl");
+    CurlOutput {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
