@@ -67,7 +67,10 @@ use tokio::sync::{mpsc, watch};
 use tower::util::{Either, MapResponse};
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
-use tower_proxy_auth::{Identity, ProxyAuth, ProxyAuthLayer, ResponseBody, StaticUsers};
+use tower_proxy_auth::{
+    BoxValidator, ClientAddr, FailureThrottle, Identity, ProxyAuth, ProxyAuthLayer, ResponseBody,
+    StaticUsers, Validator as _,
+};
 use tracing::{debug, info, warn, Span};
 use tracing_subscriber::EnvFilter;
 
@@ -97,6 +100,20 @@ struct Args {
     /// Serve without proxy authentication (a baseline for benchmarks).
     #[arg(long, conflicts_with_all = ["users", "realm"])]
     no_auth: bool,
+
+    /// Wrong credentials allowed per user name and per client address within one window;
+    /// past it, attempts get 429 with Retry-After until the window ends. 0 turns throttling off.
+    #[arg(long, value_name = "N", default_value_t = tower_proxy_auth::DEFAULT_MAX_FAILURES)]
+    max_auth_failures: u32,
+
+    /// Length of the failure-counting window, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = tower_proxy_auth::DEFAULT_WINDOW.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    auth_failure_window: u64,
+
+    /// Largest Proxy-Authorization accepted, in bytes; larger gets 431 and the connection closes.
+    #[arg(long, value_name = "BYTES", default_value_t = tower_proxy_auth::DEFAULT_MAX_CREDENTIALS_BYTES)]
+    max_credentials_bytes: usize,
 
     /// Number of tokio worker threads (default: one per core).
     #[arg(long, value_name = "N")]
@@ -154,16 +171,12 @@ fn parse_user(value: &str) -> Result<UserArg, String> {
     })
 }
 
-/// The client's address, put into every request's extensions for logs and later layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
-
 /// The body the proxy service answers with: the origin's, or a short text of its own.
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// How authentication is set up, decided from the command line before the runtime starts.
 struct AuthSetup {
-    layer: Option<ProxyAuthLayer<StaticUsers>>,
+    layer: Option<ProxyAuthLayer<BoxValidator>>,
     /// What to print as the ready-to-paste proxy URL's user part.
     hint_user: Option<String>,
 }
@@ -188,10 +201,16 @@ fn auth_setup(args: &Args) -> Result<AuthSetup, String> {
         }
         format!("{}:PASSWORD", args.users[0].name)
     };
-    let layer = ProxyAuthLayer::builder(users)
+    let mut builder = ProxyAuthLayer::builder(users.boxed())
         .realm(args.realm.as_str())
-        .build()
-        .map_err(|e| format!("--realm: {e}"))?;
+        .max_credentials_bytes(args.max_credentials_bytes);
+    if args.max_auth_failures > 0 {
+        builder = builder.throttle(FailureThrottle::new(
+            args.max_auth_failures,
+            Duration::from_secs(args.auth_failure_window),
+        ));
+    }
+    let layer = builder.build().map_err(|e| format!("--realm: {e}"))?;
     Ok(AuthSetup {
         layer: Some(layer),
         hint_user: Some(hint_user),
@@ -361,7 +380,7 @@ async fn shutdown_signal() {
 // The service stack: client address -> log line -> proxy authentication -> proxy.
 
 type NoAuth = MapResponse<Proxy, fn(Response<ProxyBody>) -> Response<ResponseBody<ProxyBody>>>;
-type Authenticated = Either<ProxyAuth<Proxy, StaticUsers>, NoAuth>;
+type Authenticated = Either<ProxyAuth<Proxy, BoxValidator>, NoAuth>;
 
 fn no_auth_body(response: Response<ProxyBody>) -> Response<ResponseBody<ProxyBody>> {
     response.map(ResponseBody::new)
@@ -370,7 +389,7 @@ fn no_auth_body(response: Response<ProxyBody>) -> Response<ResponseBody<ProxyBod
 fn service_stack(
     peer: SocketAddr,
     proxy: Proxy,
-    auth: Option<&ProxyAuthLayer<StaticUsers>>,
+    auth: Option<&ProxyAuthLayer<BoxValidator>>,
 ) -> impl Service<
     Request<Incoming>,
     Response = Response<

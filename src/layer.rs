@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+use http::header::PROXY_AUTHORIZATION;
 use http::request::Parts;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -22,8 +23,9 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::challenge::{InvalidRealm, Realm};
 use crate::credentials::{BasicCredentials, CredentialsError};
-use crate::rejection::{apply, Config, Rejection};
+use crate::rejection::{apply, has_unread_body, Config, Rejection};
 use crate::validator::{BoxValidationFuture, Validation, Validator};
+use crate::FailureThrottle;
 
 /// Applies [`ProxyAuth`] to a service.
 ///
@@ -69,6 +71,8 @@ impl<V: Validator> ProxyAuthLayer<V> {
             validator,
             realm: Ok(Realm::default()),
             keep_proxy_authorization: false,
+            max_credentials_bytes: DEFAULT_MAX_CREDENTIALS_BYTES,
+            throttle: None,
         }
     }
 
@@ -113,7 +117,16 @@ pub struct ProxyAuthLayerBuilder<V> {
     validator: V,
     realm: Result<Realm, InvalidRealm>,
     keep_proxy_authorization: bool,
+    max_credentials_bytes: usize,
+    throttle: Option<FailureThrottle>,
 }
+
+/// Default limit on the `Proxy-Authorization` field: 64 KiB, Squid's `request_header_max_size`.
+///
+/// Far above any Basic credentials (a few hundred bytes) and room for large Negotiate tokens,
+/// yet small enough that decoding an oversized value is never the work an attacker gets for
+/// free. Lower it with [`ProxyAuthLayerBuilder::max_credentials_bytes`].
+pub const DEFAULT_MAX_CREDENTIALS_BYTES: usize = 64 * 1024;
 
 impl<V: Validator> ProxyAuthLayerBuilder<V> {
     /// The realm named in the challenge (RFC 9110 §11.5), shown by browsers in their login
@@ -129,6 +142,22 @@ impl<V: Validator> ProxyAuthLayerBuilder<V> {
     /// a proxy consumes the credentials meant for it).
     pub fn keep_proxy_authorization(mut self, keep: bool) -> Self {
         self.keep_proxy_authorization = keep;
+        self
+    }
+
+    /// The largest `Proxy-Authorization` accepted, in bytes (all field lines together). Checked
+    /// before any decoding or hashing; a larger one gets `431 Request Header Fields Too Large`
+    /// (RFC 6585 §5) with `Connection: close`. Default: [`DEFAULT_MAX_CREDENTIALS_BYTES`].
+    pub fn max_credentials_bytes(mut self, limit: usize) -> Self {
+        self.max_credentials_bytes = limit;
+        self
+    }
+
+    /// Throttles repeated wrong credentials per user name and client address (429 with
+    /// `Retry-After`); see [`FailureThrottle`]. Default: off in the layer (the example proxy turns
+    /// it on).
+    pub fn throttle(mut self, throttle: FailureThrottle) -> Self {
+        self.throttle = Some(throttle);
         self
     }
 
@@ -149,6 +178,8 @@ impl<V: Validator> ProxyAuthLayerBuilder<V> {
                 challenge: realm.basic_challenge(),
                 realm,
                 keep_proxy_authorization: self.keep_proxy_authorization,
+                max_credentials_bytes: self.max_credentials_bytes,
+                throttle: self.throttle,
             }),
         }
     }
@@ -243,11 +274,21 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
+        let size: usize = parts
+            .headers
+            .get_all(PROXY_AUTHORIZATION)
+            .iter()
+            .map(|v| v.len())
+            .sum();
+        if size > self.config.max_credentials_bytes {
+            tracing::debug!(size, "Proxy-Authorization over the size limit");
+            return ResponseFuture::rejected(Rejection::TooLarge, &self.config, &parts);
+        }
         let credentials = match BasicCredentials::from_headers(&parts.headers) {
             Ok(Some(credentials)) => credentials,
             Ok(None) => {
                 tracing::trace!("no proxy credentials");
-                return ResponseFuture::rejected(Rejection::Challenge, &self.config);
+                return ResponseFuture::rejected(Rejection::Challenge, &self.config, &parts);
             }
             Err(error) => {
                 tracing::debug!(%error, "unusable proxy credentials");
@@ -255,16 +296,30 @@ where
                     CredentialsError::Ambiguous => Rejection::BadRequest,
                     _ => Rejection::Challenge,
                 };
-                return ResponseFuture::rejected(rejection, &self.config);
+                return ResponseFuture::rejected(rejection, &self.config, &parts);
             }
         };
+        if let Some(throttle) = &self.config.throttle {
+            if let Some(wait) = throttle.retry_after(credentials.user_id(), &parts) {
+                tracing::debug!(
+                    user = credentials.user_id(),
+                    "proxy authentication throttled"
+                );
+                let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                return ResponseFuture::rejected(
+                    Rejection::TooManyRequests { retry_after },
+                    &self.config,
+                    &parts,
+                );
+            }
+        }
         match self.validator.validate(&credentials, &parts) {
             Validation::Ready(outcome) => {
                 match apply(outcome, credentials.user_id(), &mut parts, &self.config) {
                     Ok(()) => {
                         ResponseFuture::calling(self.inner.call(Request::from_parts(parts, body)))
                     }
-                    Err(rejection) => ResponseFuture::rejected(rejection, &self.config),
+                    Err(rejection) => ResponseFuture::rejected(rejection, &self.config, &parts),
                 }
             }
             Validation::Pending(validation) => {
@@ -339,10 +394,10 @@ where
         }
     }
 
-    fn rejected(rejection: Rejection, config: &Config) -> Self {
+    fn rejected(rejection: Rejection, config: &Config, request: &Parts) -> Self {
         Self {
             state: State::Rejected {
-                response: Some(rejection.into_response(config)),
+                response: Some(rejection.into_response(config, has_unread_body(request))),
             },
         }
     }
@@ -386,7 +441,9 @@ where
                             future: inner.call(Request::from_parts(parts, body)),
                         },
                         Err(rejection) => State::Rejected {
-                            response: Some(rejection.into_response(&config)),
+                            response: Some(
+                                rejection.into_response(&config, has_unread_body(&parts)),
+                            ),
                         },
                     }
                 }

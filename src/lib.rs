@@ -50,11 +50,13 @@
 
 mod body;
 mod challenge;
+mod client_addr;
 mod credentials;
 mod identity;
 mod layer;
 mod rejection;
 mod secret;
+mod throttle;
 pub mod validator;
 
 /// The README's code blocks, compiled as doc tests.
@@ -64,7 +66,12 @@ pub struct ReadmeDoctests;
 
 pub use body::ResponseBody;
 pub use challenge::{InvalidRealm, Realm, DEFAULT_REALM};
+pub use client_addr::ClientAddr;
 pub use credentials::{BasicCredentials, CredentialsError};
 pub use identity::Identity;
-pub use layer::{BuildError, ProxyAuth, ProxyAuthLayer, ProxyAuthLayerBuilder, ResponseFuture};
+pub use layer::{
+    BuildError, ProxyAuth, ProxyAuthLayer, ProxyAuthLayerBuilder, ResponseFuture,
+    DEFAULT_MAX_CREDENTIALS_BYTES,
+};
+pub use throttle::{FailureThrottle, DEFAULT_CAPACITY, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
 pub use validator::{BoxValidator, Decision, StaticUsers, Validation, Validator, ValidatorError};

@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_proxy_auth::validator::{from_async_fn, from_fn};
 use tower_proxy_auth::{
-    BasicCredentials, BuildError, Decision, Identity, ProxyAuthLayer, StaticUsers, Validator,
+    BasicCredentials, BuildError, ClientAddr, Decision, FailureThrottle, Identity, ProxyAuthLayer,
+    StaticUsers, Validator,
 };
 
 /// A marker an outer layer puts in the extensions, to prove the layer keeps them.
@@ -53,8 +54,14 @@ async fn serve<V: Validator>(layer: ProxyAuthLayer<V>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = TowerToHyperService::new(service.clone());
+        while let Ok((stream, peer)) = listener.accept().await {
+            let service = ServiceBuilder::new()
+                .map_request(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    req
+                })
+                .service(service.clone());
+            let service = TowerToHyperService::new(service);
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service),
@@ -65,8 +72,14 @@ async fn serve<V: Validator>(layer: ProxyAuthLayer<V>) -> SocketAddr {
 }
 
 fn client() -> reqwest::Client {
+    client_from([127, 0, 0, 1])
+}
+
+/// A client whose connections come from `local`, a loopback address (127.0.0.0/8).
+fn client_from(local: [u8; 4]) -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
+        .local_address(std::net::IpAddr::from(local))
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .expect("client")
@@ -78,11 +91,14 @@ fn basic(user: &str, password: &str) -> String {
         .encode()
 }
 
-async fn get(
-    addr: SocketAddr,
-    headers: &[(&str, &str)],
-) -> (StatusCode, reqwest::header::HeaderMap, String) {
-    let mut request = client().get(format!("http://{addr}/"));
+type Answer = (StatusCode, reqwest::header::HeaderMap, String);
+
+async fn get(addr: SocketAddr, headers: &[(&str, &str)]) -> Answer {
+    get_with(&client(), addr, headers).await
+}
+
+async fn get_with(client: &reqwest::Client, addr: SocketAddr, headers: &[(&str, &str)]) -> Answer {
+    let mut request = client.get(format!("http://{addr}/"));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -328,4 +344,197 @@ async fn boxed_validator_works_in_the_layer() {
     let addr = serve(layer).await;
     let (status, _, _) = get(addr, &[("proxy-authorization", &basic("alice", "s3cret"))]).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn oversized_credentials_get_431_and_the_connection_closes() {
+    let layer = ProxyAuthLayer::builder(alice())
+        .max_credentials_bytes(1024)
+        .build()
+        .expect("layer");
+    let addr = serve(layer).await;
+    let big = format!("Basic {}", "A".repeat(1024));
+    let (status, headers, body) = get(addr, &[("proxy-authorization", &big)]).await;
+    assert_eq!(status, 431);
+    assert_eq!(headers["connection"], "close");
+    assert!(!body.is_empty());
+    // At the limit exactly, the value is parsed (and here rejected as wrong).
+    let at_limit = format!("Basic {}", "A".repeat(1024 - 6));
+    let (status, _, _) = get(addr, &[("proxy-authorization", &at_limit)]).await;
+    assert_eq!(status, 407);
+}
+
+#[tokio::test]
+async fn default_limit_keeps_a_16_kib_token_on_the_407_path() {
+    let addr = serve(ProxyAuthLayer::new(alice())).await;
+    let token = format!("Basic {}", "A".repeat(16 * 1024));
+    let (status, headers, _) = get(addr, &[("proxy-authorization", &token)]).await;
+    assert_eq!(status, 407);
+    assert!(!headers.contains_key("connection"));
+    let over = format!(
+        "Basic {}",
+        "A".repeat(tower_proxy_auth::DEFAULT_MAX_CREDENTIALS_BYTES)
+    );
+    let (status, _, _) = get(addr, &[("proxy-authorization", &over)]).await;
+    assert_eq!(status, 431);
+}
+
+#[tokio::test]
+async fn rejecting_a_request_with_an_unread_body_says_connection_close() {
+    let addr = serve(ProxyAuthLayer::new(alice())).await;
+    let response = client()
+        .post(format!("http://{addr}/upload"))
+        .body(vec![b'x'; 100_000])
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 407);
+    assert_eq!(response.headers()["connection"], "close");
+    let (status, headers, _) = get(addr, &[]).await;
+    assert_eq!(status, 407);
+    assert!(
+        !headers.contains_key("connection"),
+        "a bodiless 407 keeps the connection"
+    );
+}
+
+/// A validator that counts its calls, for proving the throttle answers without asking it.
+fn counted(users: StaticUsers) -> (impl Validator, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let validator = from_fn(move |creds: &BasicCredentials, _: &Parts| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, Infallible>(match users.check(creds.user_id(), creds.password()) {
+            Some(identity) => Decision::Allow(identity.clone()),
+            None => Decision::Reject,
+        })
+    });
+    (validator, calls)
+}
+
+#[tokio::test]
+async fn throttle_counts_wrong_credentials_only_and_answers_429_without_the_validator() {
+    let (validator, calls) = counted(alice().with_user("bob", "b0b"));
+    let throttle = FailureThrottle::new(3, std::time::Duration::from_secs(60));
+    let layer = ProxyAuthLayer::builder(validator)
+        .throttle(throttle)
+        .build()
+        .expect("layer");
+    let addr = serve(layer).await;
+    // Requests without credentials never count.
+    for _ in 0..10 {
+        assert_eq!(get(addr, &[]).await.0, 407);
+    }
+    // Three wrong passwords for alice (from 127.0.0.1), then alice is throttled, even with the
+    // right password, and the validator is not asked.
+    for _ in 0..3 {
+        let (status, _, _) = get(addr, &[("proxy-authorization", &basic("alice", "guess"))]).await;
+        assert_eq!(status, 407);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let (status, headers, _) =
+        get(addr, &[("proxy-authorization", &basic("alice", "s3cret"))]).await;
+    assert_eq!(status, 429);
+    let retry_after: u64 = headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!(!headers.contains_key(PROXY_AUTHENTICATE));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "no validator call while throttled"
+    );
+    // The address is throttled too: bob from 127.0.0.1 gets 429; bob from 127.0.0.2 is fine.
+    let (status, _, _) = get(addr, &[("proxy-authorization", &basic("bob", "b0b"))]).await;
+    assert_eq!(status, 429);
+    let other = client_from([127, 0, 0, 2]);
+    let (status, _, _) = get_with(
+        &other,
+        addr,
+        &[("proxy-authorization", &basic("bob", "b0b"))],
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn throttle_looks_the_same_for_unknown_and_existing_users() {
+    let throttle = FailureThrottle::new(2, std::time::Duration::from_secs(60));
+    let layer = ProxyAuthLayer::builder(alice())
+        .throttle(throttle)
+        .build()
+        .expect("layer");
+    let addr = serve(layer).await;
+    let mut answers = Vec::new();
+    for (n, user) in ["alice", "nobody"].into_iter().enumerate() {
+        // A fresh address per user, so only the user name's count matters.
+        let client = client_from([127, 0, 0, 10 + n as u8]);
+        let mut statuses = Vec::new();
+        let mut last = None;
+        for _ in 0..4 {
+            let (status, headers, body) = get_with(
+                &client,
+                addr,
+                &[("proxy-authorization", &basic(user, "wrong"))],
+            )
+            .await;
+            statuses.push(status.as_u16());
+            last = Some((headers.get("content-type").cloned(), body));
+        }
+        answers.push((statuses, last));
+    }
+    assert_eq!(answers[0].0, [407, 407, 429, 429]);
+    assert_eq!(answers[0], answers[1]);
+}
+
+#[tokio::test]
+async fn throttle_window_ends_and_the_right_password_works_again() {
+    let throttle = FailureThrottle::new(2, std::time::Duration::from_secs(1));
+    let layer = ProxyAuthLayer::builder(alice())
+        .throttle(throttle)
+        .build()
+        .expect("layer");
+    let addr = serve(layer).await;
+    for _ in 0..2 {
+        get(addr, &[("proxy-authorization", &basic("alice", "wrong"))]).await;
+    }
+    let good = basic("alice", "s3cret");
+    assert_eq!(get(addr, &[("proxy-authorization", &good)]).await.0, 429);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(get(addr, &[("proxy-authorization", &good)]).await.0, 200);
+}
+
+#[tokio::test]
+async fn throttle_memory_stays_bounded_under_a_flood_of_user_names() {
+    let throttle = FailureThrottle::with_capacity(1_000, std::time::Duration::from_secs(60), 500);
+    let layer = ProxyAuthLayer::builder(alice())
+        .throttle(throttle.clone())
+        .build()
+        .expect("layer");
+    let addr = serve(layer).await;
+    let client = client();
+    let mut flood = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let client = client.clone();
+        flood.spawn(async move {
+            for i in 0..500 {
+                let creds = basic(&format!("flood-{worker}-{i}"), "x");
+                let (status, _, _) =
+                    get_with(&client, addr, &[("proxy-authorization", &creds)]).await;
+                assert!(status == 407 || status == 429, "{status}");
+            }
+        });
+    }
+    while let Some(done) = flood.join_next().await {
+        done.expect("flood worker");
+    }
+    assert!(
+        throttle.tracked_user_names() <= 500,
+        "{}",
+        throttle.tracked_user_names()
+    );
+    assert_eq!(throttle.tracked_client_addrs(), 1);
 }

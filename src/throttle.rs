@@ -1,0 +1,213 @@
+//! Throttling repeated wrong credentials, per user name and per client address.
+//!
+//! An online password-guessing attack needs many wrong answers; this bounds how many it gets.
+//! Only a validator's [`Decision::Reject`](crate::Decision::Reject) counts as a failure: a request
+//! without credentials never does (browsers and most clients send their first request without
+//! any and only answer a 407), nor does a malformed one. Once a user name or a client address has
+//! failed `max_failures` times inside one window, further attempts for it get `429 Too Many
+//! Requests` with `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) until the window ends, without the
+//! validator being asked, so the answer is the same whether the user exists or not and costs no
+//! hashing. The window is fixed: it starts at the first failure and is not extended by attempts
+//! made while throttled.
+//!
+//! The counters live in two bounded caches (`moka`), so a flood of distinct user names or
+//! addresses cannot grow memory past `capacity` entries each; IPv6 addresses are counted by their
+//! /64 prefix, since one host usually holds a whole /64.
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::request::Parts;
+use moka::sync::Cache;
+
+use crate::ClientAddr;
+
+/// Default failures allowed per user name and per client address in one window: 10.
+pub const DEFAULT_MAX_FAILURES: u32 = 10;
+/// Default window: 60 seconds.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+/// Default bound on tracked user names and, separately, on tracked client addresses: 65,536.
+pub const DEFAULT_CAPACITY: u64 = 65_536;
+
+type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
+
+/// Counts wrong credentials and refuses further attempts past a threshold; see the
+/// [module docs](self). Added to a layer with
+/// [`ProxyAuthLayerBuilder::throttle`](crate::ProxyAuthLayerBuilder::throttle). Clones share
+/// their counters.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::extract::ConnectInfo;
+/// use tower_proxy_auth::{FailureThrottle, ProxyAuthLayer, StaticUsers};
+///
+/// let throttle = FailureThrottle::new(5, Duration::from_secs(300))
+///     // behind `axum::serve(.., app.into_make_service_with_connect_info::<SocketAddr>())`
+///     .client_addr_from(|parts| {
+///         parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+///     });
+/// let layer = ProxyAuthLayer::builder(StaticUsers::new().with_user("alice", "s3cret"))
+///     .throttle(throttle)
+///     .build()
+///     .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct FailureThrottle {
+    max_failures: u32,
+    window: Duration,
+    by_user: Cache<u64, Arc<Window>>,
+    by_addr: Cache<IpAddr, Arc<Window>>,
+    hasher: std::collections::hash_map::RandomState,
+    client_addr: AddrSource,
+}
+
+/// One key's failures in its current window.
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    failures: AtomicU32,
+}
+
+impl FailureThrottle {
+    /// Allows `max_failures` wrong credentials per user name and per client address within
+    /// `window`; the next attempt inside the window gets 429. `max_failures` of 0 is taken as 1.
+    /// The client address is read from the [`ClientAddr`] extension.
+    pub fn new(max_failures: u32, window: Duration) -> Self {
+        Self::with_capacity(max_failures, window, DEFAULT_CAPACITY)
+    }
+
+    /// As [`new`](Self::new), tracking at most `capacity` user names and `capacity` addresses.
+    pub fn with_capacity(max_failures: u32, window: Duration, capacity: u64) -> Self {
+        Self {
+            max_failures: max_failures.max(1),
+            window,
+            by_user: bounded(capacity, window),
+            by_addr: bounded(capacity, window),
+            hasher: Default::default(),
+            client_addr: Arc::new(|parts: &Parts| {
+                parts.extensions.get::<ClientAddr>().map(|a| a.0.ip())
+            }),
+        }
+    }
+
+    /// Reads the client address with `source` instead of from the [`ClientAddr`] extension,
+    /// e.g. from axum's `ConnectInfo<SocketAddr>`. `None` means "unknown": only the user name is
+    /// counted then.
+    pub fn client_addr_from<F>(mut self, source: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<IpAddr> + Send + Sync + 'static,
+    {
+        self.client_addr = Arc::new(source);
+        self
+    }
+
+    /// The failures allowed per key in one window.
+    pub fn max_failures(&self) -> u32 {
+        self.max_failures
+    }
+
+    /// The window length.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// How many user names have failures counted now (at most the capacity).
+    pub fn tracked_user_names(&self) -> u64 {
+        self.by_user.run_pending_tasks();
+        self.by_user.entry_count()
+    }
+
+    /// How many client addresses (IPv6: /64 prefixes) have failures counted now (at most the
+    /// capacity).
+    pub fn tracked_client_addrs(&self) -> u64 {
+        self.by_addr.run_pending_tasks();
+        self.by_addr.entry_count()
+    }
+
+    /// If the user name or the client address is throttled now, how long until it is not.
+    pub(crate) fn retry_after(&self, user_id: &str, request: &Parts) -> Option<Duration> {
+        let now = Instant::now();
+        let user = self.by_user.get(&self.user_key(user_id));
+        let addr = self.addr_key(request).and_then(|a| self.by_addr.get(&a));
+        [user, addr]
+            .into_iter()
+            .flatten()
+            .filter(|w| w.failures.load(Ordering::Relaxed) >= self.max_failures)
+            .map(|w| (w.started + self.window).saturating_duration_since(now))
+            .filter(|left| !left.is_zero())
+            .max()
+    }
+
+    /// Counts one wrong credential for the user name and the client address.
+    pub(crate) fn record_failure(&self, user_id: &str, request: &Parts) {
+        let new_window = || {
+            Arc::new(Window {
+                started: Instant::now(),
+                failures: AtomicU32::new(0),
+            })
+        };
+        let user = self.by_user.get_with(self.user_key(user_id), new_window);
+        user.failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(addr) = self.addr_key(request) {
+            let addr = self.by_addr.get_with(addr, new_window);
+            addr.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears the user name's failures after a success (the address keeps its count, so one
+    /// good account cannot reset an address that is guessing others).
+    pub(crate) fn record_success(&self, user_id: &str) {
+        self.by_user.invalidate(&self.user_key(user_id));
+    }
+
+    /// User names are tracked by a keyed 64-bit hash: fixed-size keys, whatever their length.
+    fn user_key(&self, user_id: &str) -> u64 {
+        self.hasher.hash_one(user_id)
+    }
+
+    fn addr_key(&self, request: &Parts) -> Option<IpAddr> {
+        (self.client_addr)(request).map(|ip| match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mut octets = v6.octets();
+                    octets[8..].fill(0);
+                    IpAddr::V6(octets.into())
+                }
+            },
+            v4 => v4,
+        })
+    }
+}
+
+/// A cache of at most `capacity` windows, each dropped `window` after it started.
+fn bounded<K>(capacity: u64, window: Duration) -> Cache<K, Arc<Window>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(window)
+        .build()
+}
+
+impl Default for FailureThrottle {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FAILURES, DEFAULT_WINDOW)
+    }
+}
+
+impl fmt::Debug for FailureThrottle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailureThrottle")
+            .field("max_failures", &self.max_failures)
+            .field("window", &self.window)
+            .field("tracked_users", &self.by_user.entry_count())
+            .field("tracked_addrs", &self.by_addr.entry_count())
+            .finish_non_exhaustive()
+    }
+}
