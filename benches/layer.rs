@@ -18,7 +18,7 @@ use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_proxy_auth::{BasicCredentials, ProxyAuthLayer, StaticUsers};
+use tower_proxy_auth::{BasicCredentials, FailureThrottle, ProxyAuthLayer, StaticUsers};
 
 type Body = String;
 
@@ -116,6 +116,17 @@ fn layer(c: &mut Criterion) {
         c,
         "proxy-auth 1 user, accept",
         ProxyAuthLayer::new(one.clone()).layer(inner()),
+        Some((PROXY_AUTHORIZATION, &good)),
+        200,
+    );
+    bench(
+        c,
+        "proxy-auth 1 user + throttle, accept",
+        ProxyAuthLayer::builder(one.clone())
+            .throttle(FailureThrottle::default())
+            .build()
+            .expect("layer")
+            .layer(inner()),
         Some((PROXY_AUTHORIZATION, &good)),
         200,
     );
