@@ -96,6 +96,13 @@ fn layer(c: &mut Criterion) {
     )
     .expect("header");
 
+    let unknown = HeaderValue::from_str(
+        &BasicCredentials::new("carol", "wrong")
+            .expect("creds")
+            .encode(),
+    )
+    .expect("header");
+
     let one = StaticUsers::new().with_user("alice", "s3cret");
     let many: StaticUsers = (0..9_999)
         .map(|i| (format!("user{i}"), format!("password{i}")))
@@ -147,8 +154,16 @@ fn layer(c: &mut Criterion) {
     bench(
         c,
         "proxy-auth reject, wrong password",
-        ProxyAuthLayer::new(one).layer(inner()),
+        ProxyAuthLayer::new(one.clone()).layer(inner()),
         Some((PROXY_AUTHORIZATION, &wrong)),
+        407,
+    );
+    // Same length as alice:wrong, so only existence differs.
+    bench(
+        c,
+        "proxy-auth reject, unknown user",
+        ProxyAuthLayer::new(one).layer(inner()),
+        Some((PROXY_AUTHORIZATION, &unknown)),
         407,
     );
 }
