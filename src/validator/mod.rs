@@ -11,6 +11,7 @@
 //! blocking pool) returns [`Validation::Pending`] with a boxed future.
 
 mod callback;
+pub mod htpasswd;
 mod or;
 mod static_users;
 
@@ -25,6 +26,7 @@ use http::request::Parts;
 use crate::{BasicCredentials, Identity};
 
 pub use callback::{from_async_fn, from_fn, AsyncFnValidator, FnValidator};
+pub use htpasswd::{Htpasswd, HtpasswdBuilder, HtpasswdError, HtpasswdStats};
 pub use or::Or;
 pub use static_users::StaticUsers;
 

@@ -1,0 +1,557 @@
+//! Users from an htpasswd file, as Apache httpd, nginx and Squid read it.
+//!
+//! See [`Htpasswd`].
+
+mod cache;
+mod error;
+mod file;
+mod hash;
+mod pool;
+mod reload;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::request::Parts;
+use zeroize::Zeroizing;
+
+use super::{Decision, Validation, Validator, ValidatorError};
+use crate::{BasicCredentials, Identity};
+use cache::CredentialCache;
+use file::{ParseOptions, Slot, Table};
+use hash::FieldOptions;
+use pool::Pool;
+use reload::ReloadState;
+
+pub use error::{HtpasswdError, LineErrorKind};
+pub use hash::HashFormat;
+
+/// Default [`HtpasswdBuilder::cache_ttl`]: 5 minutes.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Default [`HtpasswdBuilder::cache_capacity`]: 10,000 credentials.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
+/// Default [`HtpasswdBuilder::watch_interval`]: 2 seconds.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A [`Validator`] backed by an htpasswd file, the format of Apache httpd's `htpasswd` tool that
+/// nginx (`auth_basic_user_file`) and Squid (`basic_ncsa_auth`) read too.
+///
+/// # Hash formats
+///
+/// | field | made by | verified with |
+/// |---|---|---|
+/// | `$2y$`, `$2a$`, `$2b$` bcrypt, any cost 4–31 | `htpasswd -B [-C cost]` | [`bcrypt`] |
+/// | `$apr1$` Apache MD5 | `htpasswd -m` (its default), `openssl passwd -apr1` | own code on [`md5`] (no maintained crate has it) |
+/// | `$1$` MD5-crypt | `openssl passwd -1` | [`pwhash`] |
+/// | `$5$`, `$6$` SHA-crypt, with or without `rounds=N$` | `htpasswd -2`/`-5 [-r N]`, `openssl passwd -5`/`-6` | [`pwhash`] |
+/// | 13-character DES crypt | `htpasswd -d` | [`pwhash`]; only the first 8 bytes of a password count (a warning is logged per such line at load; [`HtpasswdBuilder::refuse_des`] refuses them) |
+/// | `{SHA}` base64 SHA-1 | `htpasswd -s` | [`sha1`] |
+/// | `{SSHA}` salted SHA-1 (nginx) | LDAP tools, `slappasswd` | [`sha1`] |
+/// | `{PLAIN}` plaintext (nginx) | by hand | constant-time compare |
+/// | bare plaintext | `htpasswd -p` | only with [`HtpasswdBuilder::allow_plaintext`]: Apache on Linux never matches it |
+///
+/// Anything else (yescrypt `$y$`, `$2x$`, `{SHA256}`, …) is an unknown format: a load error,
+/// and never compared as plaintext. See Apache's
+/// [password formats](https://httpd.apache.org/docs/2.4/misc/password_encryptions.html) and
+/// nginx's [auth_basic_user_file](https://nginx.org/en/docs/http/ngx_http_auth_basic_module.html#auth_basic_user_file).
+///
+/// # File format
+///
+/// One `user:hash` per line, or `user:hash:comment`; `#` comment lines, blank lines, CRLF
+/// endings and whitespace around a line are ignored (Apache's rules). User names are compared
+/// byte for byte. A user listed twice is decided by their first line (a warning names the later
+/// one); an empty hash never matches. A line that cannot be used (no `:`, an empty or unknown or
+/// malformed hash) fails the load with an [`HtpasswdError`] like
+/// `users.htpasswd:3: unknown hash format`; [`lenient`](HtpasswdBuilder::lenient) mode skips it
+/// with a warning instead.
+///
+/// # Cost and safety under load
+///
+/// - Slow hashes (bcrypt, the crypt(3) family, apr1) are verified on Tokio's blocking pool,
+///   never on a runtime worker thread, at most
+///   [`max_concurrent_verifications`](HtpasswdBuilder::max_concurrent_verifications) at once
+///   (default: the number of CPUs); the validator answers [`Validation::Pending`] meanwhile. The
+///   SHA-1 and plaintext forms are checked at once. The layer must run inside a Tokio runtime;
+///   otherwise a slow-hash check answers with an error (503).
+/// - Successful verifications are remembered for [`cache_ttl`](HtpasswdBuilder::cache_ttl),
+///   like Squid's `credentialsttl`, keyed by a keyed hash of user, password and stored hash
+///   (never the password itself); a remembered request is answered at once
+///   ([`Validation::Ready`]). Concurrent requests with the same credentials share one
+///   verification.
+/// - A user not in the file costs a verification against a stored hash of the file's most
+///   common format and cost, then is refused, so the answer's timing does not tell which users
+///   exist (see [`verify_unknown_users`](HtpasswdBuilder::verify_unknown_users) for the cost of
+///   that in an [`or`](Validator::or) chain).
+/// - The file is watched and reloaded when it changes (see
+///   [`watch`](HtpasswdBuilder::watch)); a broken new version keeps the old users serving.
+///
+/// `Htpasswd` is cheap to clone; the clones share the users, the cache and the watcher, which
+/// stops when the last clone is dropped.
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{header::PROXY_AUTHORIZATION, Request, Response};
+/// use tower::{ServiceBuilder, ServiceExt};
+/// use tower_proxy_auth::validator::Htpasswd;
+/// use tower_proxy_auth::{BasicCredentials, ProxyAuthLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // In production: Htpasswd::open("/etc/squid/passwd")?
+/// let users = Htpasswd::from_contents(
+///     "users.htpasswd",
+///     "# made with: htpasswd -nbB -C 5 alice s3cret\n\
+///      alice:$2y$05$1XF30RoosE6Dnyag0ntlSeV/xsSF4pKU3.Xk/q.5YS0z9UeBm2pOy\n",
+/// )?;
+/// let service = ServiceBuilder::new()
+///     .layer(ProxyAuthLayer::new(users.clone()))
+///     .service_fn(|_req: Request<String>| async {
+///         Ok::<_, Infallible>(Response::new(String::from("hello")))
+///     });
+///
+/// let credentials = BasicCredentials::new("alice", "s3cret")?;
+/// let request = || {
+///     Request::builder()
+///         .uri("http://example.com/")
+///         .header(PROXY_AUTHORIZATION, credentials.encode())
+///         .body(String::new())
+/// };
+/// assert_eq!(service.clone().oneshot(request()?).await?.status(), 200);
+/// assert_eq!(service.oneshot(request()?).await?.status(), 200);
+/// assert_eq!(users.stats().verifications, 1); // the second request was a cache hit
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Htpasswd {
+    shared: Arc<Shared>,
+}
+
+/// Everything the clones of one `Htpasswd` share.
+pub(crate) struct Shared {
+    /// The path as given, or the name given with the contents; used in messages.
+    name: Arc<str>,
+    path: Option<PathBuf>,
+    options: ParseOptions,
+    table: ArcSwap<Table>,
+    cache: CredentialCache,
+    pool: Pool,
+    verify_unknown_users: bool,
+    reload: Mutex<ReloadState>,
+    /// Dropping it (with the last clone) stops the watcher thread.
+    _stop_watcher: Option<mpsc::Sender<()>>,
+}
+
+impl Htpasswd {
+    /// Loads the htpasswd file at `path` with the default options (strict, no plaintext, DES
+    /// accepted with a warning, cache on, reload on changes polled every 2 s). Same as
+    /// `Htpasswd::builder().open(path)`.
+    ///
+    /// # Errors
+    ///
+    /// [`HtpasswdError::Read`] when the file is missing or unreadable,
+    /// [`HtpasswdError::Line`] for the first unusable line, [`HtpasswdError::Watch`] when the
+    /// watcher thread cannot be started.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, HtpasswdError> {
+        Self::builder().open(path)
+    }
+
+    /// Parses htpasswd `contents` held in memory (no reload); `name` stands for the file in
+    /// errors and warnings. Same as `Htpasswd::builder().from_contents(name, contents)`.
+    ///
+    /// # Errors
+    ///
+    /// [`HtpasswdError::Line`] for the first unusable line.
+    pub fn from_contents(
+        name: impl Into<String>,
+        contents: impl AsRef<[u8]>,
+    ) -> Result<Self, HtpasswdError> {
+        Self::builder().from_contents(name, contents)
+    }
+
+    /// Starts an [`HtpasswdBuilder`] to set options.
+    pub fn builder() -> HtpasswdBuilder {
+        HtpasswdBuilder::default()
+    }
+
+    /// Reads the file again now and swaps the users in, as the watcher does on a change.
+    ///
+    /// This blocks on file I/O: from async code call it through
+    /// `tokio::task::spawn_blocking`. Useful on a signal (SIGHUP) when watching is off.
+    ///
+    /// # Errors
+    ///
+    /// The load error (the previous users stay in force; the error is also logged and kept in
+    /// [`HtpasswdStats::last_reload_error`]), or [`HtpasswdError::NotAFile`] for users built
+    /// with [`from_contents`](Self::from_contents).
+    pub fn reload(&self) -> Result<(), HtpasswdError> {
+        self.shared.reload()
+    }
+
+    /// The number of users that can log in (skipped lines and duplicates not counted).
+    pub fn len(&self) -> usize {
+        self.shared.table.load().len()
+    }
+
+    /// Whether no user can log in.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `user` (byte for byte) has a usable entry.
+    pub fn contains(&self, user: &str) -> bool {
+        matches!(
+            self.shared.table.load().get(user),
+            Some((_, Slot::Usable(_)))
+        )
+    }
+
+    /// The hash format of `user`'s entry, if usable: for finding users still on a weak format.
+    ///
+    /// ```
+    /// use tower_proxy_auth::validator::{htpasswd::HashFormat, Htpasswd};
+    ///
+    /// let users = Htpasswd::from_contents("t", "old:PUYgFE2ihRt76\n")?;
+    /// assert_eq!(users.format("old"), Some(HashFormat::Des));
+    /// assert_eq!(users.format("nobody"), None);
+    /// # Ok::<(), tower_proxy_auth::validator::HtpasswdError>(())
+    /// ```
+    pub fn format(&self, user: &str) -> Option<HashFormat> {
+        match self.shared.table.load().get(user) {
+            Some((_, Slot::Usable(hash))) => Some(hash.format()),
+            _ => None,
+        }
+    }
+
+    /// The file as given to [`open`](Self::open), or the name given to
+    /// [`from_contents`](Self::from_contents).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Counters and reload status, for metrics and health checks.
+    pub fn stats(&self) -> HtpasswdStats {
+        let (cache_hits, cache_misses, coalesced) = self.shared.cache.counters();
+        let reload = self
+            .shared
+            .reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        HtpasswdStats {
+            users: self.len(),
+            generation: reload.generation,
+            reload_failures: reload.failures,
+            last_reload_error: reload.last_error.clone(),
+            verifications: self.shared.pool.verifications(),
+            cache_hits,
+            cache_misses,
+            coalesced,
+        }
+    }
+}
+
+impl Validator for Htpasswd {
+    fn validate(&self, credentials: &BasicCredentials, _request: &Parts) -> Validation {
+        let shared = &self.shared;
+        let table = shared.table.load();
+        let password = credentials.password();
+        let (user, hash) = match table.get(credentials.user_id()) {
+            Some((user, Slot::Usable(hash))) => (Some(user), hash),
+            // Unknown, or refused by a skipped line: the same work as a wrong password.
+            _ => match table.dummy() {
+                Some(dummy) if shared.verify_unknown_users => (None, dummy),
+                _ => return Decision::Reject.into(),
+            },
+        };
+        if hash.format().is_cheap() {
+            let matched = std::hint::black_box(hash.verify(password));
+            return match user {
+                Some(user) if matched => allow(user.clone()),
+                _ => Decision::Reject,
+            }
+            .into();
+        }
+        let key = shared
+            .cache
+            .key(credentials.user_id(), password, hash.text());
+        if let Some(user) = user {
+            if shared.cache.lookup(&key) {
+                return allow(user.clone()).into();
+            }
+        }
+        let shared = shared.clone();
+        let user = user.cloned();
+        let hash = hash.clone();
+        let password = Zeroizing::new(password.to_vec());
+        Validation::pending(async move {
+            let remember = user.is_some();
+            let outcome = shared
+                .cache
+                .verify_once(key, remember, || shared.pool.verify(hash, password))
+                .await;
+            match (outcome, user) {
+                (Ok(true), Some(user)) => Ok(allow(user)),
+                (Ok(_), _) => Ok(Decision::Reject),
+                (Err(message), _) => Err(ValidatorError::new(message.to_string())),
+            }
+        })
+    }
+}
+
+fn allow(user: Arc<str>) -> Decision {
+    Decision::Allow(Identity::new(user))
+}
+
+impl fmt::Debug for Htpasswd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Htpasswd")
+            .field("name", &self.shared.name)
+            .field("users", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters and reload status of an [`Htpasswd`], from [`Htpasswd::stats`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HtpasswdStats {
+    /// Users that can log in now.
+    pub users: usize,
+    /// Successful loads so far, the first one included (so 1 until a reload succeeds).
+    pub generation: u64,
+    /// Reloads that failed and left the previous users in force.
+    pub reload_failures: u64,
+    /// Why the latest reload failed; `None` once a later one succeeds.
+    pub last_reload_error: Option<HtpasswdError>,
+    /// Slow-hash verifications run on the blocking pool (unknown users' dummy verifications
+    /// included; cache hits and the cheap SHA-1/plaintext checks not).
+    pub verifications: u64,
+    /// Requests answered from the cache of successful verifications.
+    pub cache_hits: u64,
+    /// Requests for a listed user with a slow hash that the cache could not answer (each led or
+    /// joined a verification).
+    pub cache_misses: u64,
+    /// Requests that waited for an identical verification already running instead of
+    /// starting their own.
+    pub coalesced: u64,
+}
+
+/// Options for an [`Htpasswd`], from [`Htpasswd::builder`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_proxy_auth::validator::Htpasswd;
+///
+/// let users = Htpasswd::builder()
+///     .lenient(true)
+///     .refuse_des(true)
+///     .cache_ttl(Duration::from_secs(600))
+///     .cache_capacity(50_000)
+///     .max_concurrent_verifications(4)
+///     .watch_interval(Duration::from_secs(5))
+///     .open("/etc/nginx/htpasswd")?;
+/// # Ok::<(), tower_proxy_auth::validator::HtpasswdError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct HtpasswdBuilder {
+    lenient: bool,
+    allow_plaintext: bool,
+    refuse_des: bool,
+    cache_ttl: Duration,
+    cache_capacity: u64,
+    max_concurrent: usize,
+    watch: bool,
+    watch_interval: Duration,
+    verify_unknown_users: bool,
+}
+
+impl Default for HtpasswdBuilder {
+    fn default() -> Self {
+        Self {
+            lenient: false,
+            allow_plaintext: false,
+            refuse_des: false,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            max_concurrent: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            watch: true,
+            watch_interval: DEFAULT_WATCH_INTERVAL,
+            verify_unknown_users: true,
+        }
+    }
+}
+
+impl HtpasswdBuilder {
+    /// Skip unusable lines with a warning naming file and line, instead of failing the load
+    /// (default: off). A skipped line that names a user still refuses that user, since its
+    /// first line decides.
+    pub fn lenient(mut self, lenient: bool) -> Self {
+        self.lenient = lenient;
+        self
+    }
+
+    /// Take a field of no known format (and not starting with `$` or `{`) as a plaintext
+    /// password, as Apache does on Windows (default: off, as Apache on Linux, where such a line
+    /// never matches). A 13-character field of the crypt alphabet is still DES; use `{PLAIN}` to
+    /// be unambiguous.
+    pub fn allow_plaintext(mut self, allow: bool) -> Self {
+        self.allow_plaintext = allow;
+        self
+    }
+
+    /// Refuse DES crypt lines as unusable (default: off, they are accepted with a warning that
+    /// only the first 8 bytes of a password count).
+    pub fn refuse_des(mut self, refuse: bool) -> Self {
+        self.refuse_des = refuse;
+        self
+    }
+
+    /// How long a successful verification is remembered (default [`DEFAULT_CACHE_TTL`]).
+    /// `Duration::ZERO` turns the cache off.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How many successful verifications are remembered at most (default
+    /// [`DEFAULT_CACHE_CAPACITY`]); the least useful are evicted first. 0 turns the cache off.
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// How many slow-hash verifications may run at once on the blocking pool (default: the
+    /// number of CPUs; at least 1). Further ones wait their turn, first come first served.
+    pub fn max_concurrent_verifications(mut self, limit: usize) -> Self {
+        self.max_concurrent = limit.max(1);
+        self
+    }
+
+    /// Reload the file when it changes (default: on). See
+    /// [`watch_interval`](Self::watch_interval). Has no effect with
+    /// [`from_contents`](Self::from_contents).
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.watch = watch;
+        self
+    }
+
+    /// How often the watcher looks at the file's metadata (default
+    /// [`DEFAULT_WATCH_INTERVAL`], 2 s): a change is in force within about this long. At least
+    /// 1 ms.
+    pub fn watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Verify the password of a user who is not in the file against a stored hash of the file's
+    /// most common format and cost before refusing (default: on), so that response times do
+    /// not reveal which users exist.
+    ///
+    /// In `htpasswd.or(other)` every user of `other` is unknown to the file and so pays that
+    /// verification (and waits its turn for the pool) before `other` is asked. Turn it off when
+    /// that delay matters more than hiding which users the file has; Apache httpd, nginx and
+    /// Squid do not hide it either.
+    pub fn verify_unknown_users(mut self, verify: bool) -> Self {
+        self.verify_unknown_users = verify;
+        self
+    }
+
+    /// Loads the htpasswd file at `path` and, with [`watch`](Self::watch) on, starts the
+    /// thread that reloads it. Needs no async runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`HtpasswdError::Read`] when the file is missing or unreadable,
+    /// [`HtpasswdError::Line`] for the first unusable line (unless lenient),
+    /// [`HtpasswdError::Watch`] when the watcher thread cannot be started.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Htpasswd, HtpasswdError> {
+        let path = path.as_ref().to_path_buf();
+        let name: Arc<str> = Arc::from(path.display().to_string());
+        let fingerprint = reload::fingerprint(&path).ok();
+        let contents = reload::read(&name, &path)?;
+        let table = Table::parse(&name, &contents, self.parse_options())?;
+        let digest = reload::digest(&contents);
+        drop(contents);
+        let (stop, stopped) = if self.watch {
+            let (tx, rx) = mpsc::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let interval = self.watch_interval;
+        let shared = Arc::new(self.shared(name.clone(), Some(path), table, stop));
+        {
+            let mut state = shared
+                .reload
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            state.fingerprint = fingerprint;
+            state.digest = Some(digest);
+        }
+        if let Some(stopped) = stopped {
+            reload::spawn_watcher(&shared, interval, stopped).map_err(|source| {
+                HtpasswdError::Watch {
+                    file: name,
+                    source: Arc::new(source),
+                }
+            })?;
+        }
+        Ok(Htpasswd { shared })
+    }
+
+    /// Parses htpasswd `contents` held in memory; `name` stands for the file in errors and
+    /// warnings. There is nothing to watch or reload.
+    ///
+    /// # Errors
+    ///
+    /// [`HtpasswdError::Line`] for the first unusable line (unless lenient).
+    pub fn from_contents(
+        self,
+        name: impl Into<String>,
+        contents: impl AsRef<[u8]>,
+    ) -> Result<Htpasswd, HtpasswdError> {
+        let name: Arc<str> = Arc::from(name.into());
+        let table = Table::parse(&name, contents.as_ref(), self.parse_options())?;
+        Ok(Htpasswd {
+            shared: Arc::new(self.shared(name, None, table, None)),
+        })
+    }
+
+    fn parse_options(&self) -> ParseOptions {
+        ParseOptions {
+            lenient: self.lenient,
+            field: FieldOptions {
+                allow_plaintext: self.allow_plaintext,
+                refuse_des: self.refuse_des,
+            },
+        }
+    }
+
+    fn shared(
+        &self,
+        name: Arc<str>,
+        path: Option<PathBuf>,
+        table: Table,
+        stop: Option<mpsc::Sender<()>>,
+    ) -> Shared {
+        Shared {
+            name,
+            path,
+            options: self.parse_options(),
+            table: ArcSwap::from_pointee(table),
+            cache: CredentialCache::new(self.cache_capacity, self.cache_ttl),
+            pool: Pool::new(self.max_concurrent),
+            verify_unknown_users: self.verify_unknown_users,
+            reload: Mutex::new(ReloadState {
+                generation: 1,
+                ..ReloadState::default()
+            }),
+            _stop_watcher: stop,
+        }
+    }
+}

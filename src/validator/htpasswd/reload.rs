@@ -1,0 +1,205 @@
+//! Live reload: noticing that the file changed, reading it again, swapping the table.
+//!
+//! A thread named `htpasswd-watch` (one per [`Htpasswd`](super::Htpasswd) opened with
+//! [`watch`](super::HtpasswdBuilder::watch) on) looks at the file's metadata every
+//! [`watch_interval`](super::HtpasswdBuilder::watch_interval) (2 s by default): size,
+//! modification time and, on Unix, device, inode and change time. When any differs from what
+//! was seen before the last load, the file is read and parsed again. So a change is in force
+//! at most one interval (plus the time to parse) after it is written, whether the file was
+//! rewritten in place or replaced by a rename, as `htpasswd` and configuration tools do.
+//!
+//! - The new table replaces the old one atomically ([`arc_swap`]): a request sees either the
+//!   old users or the new ones, never a mix. A removed user is refused from the next request
+//!   on; an added one is let in without a restart.
+//! - A new file that fails to load (a bad line, unless lenient; unreadable) leaves the
+//!   previous users serving; the error is logged with `tracing::error!` naming the file and
+//!   line, and kept in [`HtpasswdStats::last_reload_error`](super::HtpasswdStats). The same
+//!   broken version is not parsed again; the next change is.
+//! - A file modified less than 2 s ago has its contents compared at each look even when its
+//!   metadata seems unchanged, since a second write within the file system's timestamp
+//!   granularity can keep size, inode and times; a touch without a change reloads nothing.
+//! - A file that disappears also leaves the previous users serving (with one warning).
+//! - Polling needs no runtime and no platform notification API; the thread is stopped as soon
+//!   as the last clone of the `Htpasswd` is dropped (a channel it waits on is closed).
+
+use std::io;
+use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use super::error::HtpasswdError;
+use sha2::{Digest as _, Sha256};
+
+use super::file::Table;
+use super::Shared;
+
+/// What identifies one version of the file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+    #[cfg(unix)]
+    ctime: (i64, i64),
+}
+
+pub(crate) fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
+    let meta = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt as _;
+    Ok(Fingerprint {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        #[cfg(unix)]
+        dev: meta.dev(),
+        #[cfg(unix)]
+        ino: meta.ino(),
+        #[cfg(unix)]
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+    })
+}
+
+/// Reads the file.
+pub(crate) fn read(name: &Arc<str>, path: &Path) -> Result<Vec<u8>, HtpasswdError> {
+    std::fs::read(path).map_err(|source| HtpasswdError::Read {
+        file: name.clone(),
+        source: Arc::new(source),
+    })
+}
+
+/// A digest of the file's contents, to tell a real change from a touch.
+pub(crate) fn digest(contents: &[u8]) -> [u8; 32] {
+    Sha256::digest(contents).into()
+}
+
+/// A file modified this recently may have been rewritten again within the file system's
+/// timestamp granularity (up to 1 s on some), keeping size and inode: its contents are compared
+/// even when its metadata looks unchanged.
+const RECENT: Duration = Duration::from_secs(2);
+
+fn recently_modified(fingerprint: &Fingerprint) -> bool {
+    fingerprint
+        .modified
+        .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+        .is_some_and(|age| age < RECENT)
+}
+
+/// What the reloads so far have done.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadState {
+    /// The file's fingerprint taken just before the last load attempt.
+    pub(crate) fingerprint: Option<Fingerprint>,
+    /// Successful loads, the first included.
+    pub(crate) generation: u64,
+    pub(crate) failures: u64,
+    pub(crate) last_error: Option<HtpasswdError>,
+    /// Digest of the contents of the last load attempt.
+    pub(crate) digest: Option<[u8; 32]>,
+    pub(crate) stat_failed: bool,
+}
+
+impl Shared {
+    fn reload_state(&self) -> MutexGuard<'_, ReloadState> {
+        self.reload.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the file again and swaps the table in, or keeps the old one and reports why.
+    pub(crate) fn reload(&self) -> Result<(), HtpasswdError> {
+        self.reload_with(true)
+    }
+
+    /// Like [`reload`](Self::reload); unless `force`, contents identical to the last attempt's
+    /// are not parsed again.
+    fn reload_with(&self, force: bool) -> Result<(), HtpasswdError> {
+        let Some(path) = &self.path else {
+            return Err(HtpasswdError::NotAFile {
+                name: self.name.clone(),
+            });
+        };
+        let mut state = self.reload_state();
+        state.fingerprint = fingerprint(path).ok();
+        let result = read(&self.name, path).and_then(|contents| {
+            let digest = digest(&contents);
+            if !force && state.digest == Some(digest) {
+                return Ok(None);
+            }
+            state.digest = Some(digest);
+            Table::parse(&self.name, &contents, self.options).map(Some)
+        });
+        match result {
+            Ok(None) => Ok(()),
+            Ok(Some(table)) => {
+                let users = table.len();
+                self.table.store(Arc::new(table));
+                state.generation += 1;
+                state.last_error = None;
+                tracing::info!("{}: reloaded, {users} users", self.name);
+                Ok(())
+            }
+            Err(error) => {
+                state.failures += 1;
+                state.last_error = Some(error.clone());
+                tracing::error!("{error}; reload failed, keeping the previous users");
+                Err(error)
+            }
+        }
+    }
+
+    /// Reloads when the file's fingerprint changed since the last load attempt.
+    fn poll(&self) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        let current = fingerprint(path);
+        let mut state = self.reload_state();
+        match current {
+            Ok(current) => {
+                state.stat_failed = false;
+                if state.fingerprint == Some(current) && !recently_modified(&current) {
+                    return;
+                }
+                drop(state);
+                // Errors are logged and recorded by `reload_with`.
+                let _ = self.reload_with(false);
+            }
+            Err(error) => {
+                if !state.stat_failed {
+                    state.stat_failed = true;
+                    tracing::warn!(
+                        "{}: cannot read file metadata ({error}); keeping the previous users",
+                        self.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Starts the watcher thread for `shared`; it stops when `stop`'s sender (held by `shared`) is
+/// dropped.
+pub(crate) fn spawn_watcher(
+    shared: &Arc<Shared>,
+    interval: Duration,
+    stop: mpsc::Receiver<()>,
+) -> io::Result<()> {
+    let weak = Arc::downgrade(shared);
+    thread::Builder::new()
+        .name("htpasswd-watch".into())
+        .stack_size(256 * 1024)
+        .spawn(move || loop {
+            match stop.recv_timeout(interval) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            shared.poll();
+        })?;
+    Ok(())
+}
