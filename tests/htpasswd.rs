@@ -71,7 +71,18 @@ const EDGE: &[(&str, &str)] = &[
     ("empty", ""),
     ("empty-apr1", ""),
     ("des8", "secret12"),
+    ("long-apr1", LONG),
+    ("long-md5crypt", LONG),
+    ("long-sha256", LONG),
+    ("long-sha512", LONG),
+    ("long-bcrypt", LONG_BCRYPT),
 ];
+
+/// Longer than one MD5/SHA block of the crypt algorithms' inner loops.
+const LONG: &str = "correct horse battery staple ✓ 0123456789";
+/// 80 bytes: bcrypt (the crate and Apache's crypt_blowfish alike) uses the first 72.
+const LONG_BCRYPT: &str =
+    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -184,6 +195,10 @@ async fn edge_entries_from_the_real_tools() {
     // UTF-8 user names are compared byte for byte: no normalisation.
     assert!(!accepts(&users, "ju\u{308}rgen", "jürgen-pw").await);
     assert!(!accepts(&users, "utf8-bcrypt", "passwords").await);
+    // bcrypt counts 72 bytes, as Apache's crypt_blowfish does.
+    assert!(accepts(&users, "long-bcrypt", &format!("{}zzz", &LONG_BCRYPT[..72])).await);
+    assert!(!accepts(&users, "long-bcrypt", &LONG_BCRYPT[..71]).await);
+    assert!(!accepts(&users, "long-apr1", &LONG[..LONG.len() - 1]).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,12 @@
 //! [`watch`](super::HtpasswdBuilder::watch) on) looks at the file's metadata every
 //! [`watch_interval`](super::HtpasswdBuilder::watch_interval) (2 s by default): size,
 //! modification time and, on Unix, device, inode and change time. When any differs from what
-//! was seen before the last load, the file is read and parsed again. So a change is in force
-//! at most one interval (plus the time to parse) after it is written, whether the file was
-//! rewritten in place or replaced by a rename, as `htpasswd` and configuration tools do.
+//! was seen before the last load, and stays the same for a short settling time (the interval,
+//! at most 100 ms), the file is read and parsed again; a file still being written (it changes
+//! again while settling or while being read) is left for the next look. So a change is in
+//! force about one interval (plus 100 ms and the time to parse) after the writer finishes,
+//! whether the file was rewritten in place or replaced by a rename, as `htpasswd` and
+//! configuration tools do.
 //!
 //! - The new table replaces the old one atomically ([`arc_swap`]): a request sees either the
 //!   old users or the new ones, never a mix. A removed user is refused from the next request
@@ -122,8 +125,13 @@ impl Shared {
             });
         };
         let mut state = self.reload_state();
-        state.fingerprint = fingerprint(path).ok();
+        let before = fingerprint(path).ok();
+        state.fingerprint = before;
         let result = read(&self.name, path).and_then(|contents| {
+            if !force && fingerprint(path).ok() != before {
+                // Changed while being read: the next look will see the new metadata.
+                return Ok(None);
+            }
             let digest = digest(&contents);
             if !force && state.digest == Some(digest) {
                 return Ok(None);
@@ -150,22 +158,24 @@ impl Shared {
         }
     }
 
-    /// Reloads when the file's fingerprint changed since the last load attempt.
-    fn poll(&self) {
-        let Some(path) = &self.path else {
-            return;
-        };
+    /// Looks at the file: `Some(fingerprint)` when its metadata changed since the last load
+    /// attempt (to be loaded once it has stayed so for a moment); a recently modified file with
+    /// unchanged metadata is compared by contents at once.
+    fn look(&self) -> Option<Fingerprint> {
+        let path = self.path.as_ref()?;
         let current = fingerprint(path);
         let mut state = self.reload_state();
         match current {
             Ok(current) => {
                 state.stat_failed = false;
-                if state.fingerprint == Some(current) && !recently_modified(&current) {
-                    return;
+                if state.fingerprint != Some(current) {
+                    return Some(current);
                 }
-                drop(state);
-                // Errors are logged and recorded by `reload_with`.
-                let _ = self.reload_with(false);
+                if recently_modified(&current) {
+                    drop(state);
+                    // Errors are logged and recorded by `reload_with`.
+                    let _ = self.reload_with(false);
+                }
             }
             Err(error) => {
                 if !state.stat_failed {
@@ -177,7 +187,24 @@ impl Shared {
                 }
             }
         }
+        None
     }
+
+    /// Loads the file if its metadata still is `seen`: a file caught in the middle of being
+    /// written (truncated, half written) is left for the next look.
+    fn load_if_settled(&self, seen: Fingerprint) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        if fingerprint(path).ok() == Some(seen) {
+            let _ = self.reload_with(false);
+        }
+    }
+}
+
+/// How long a changed file must keep the same metadata before it is loaded.
+fn settle_time(interval: Duration) -> Duration {
+    interval.min(Duration::from_millis(100))
 }
 
 /// Starts the watcher thread for `shared`; it stops when `stop`'s sender (held by `shared`) is
@@ -199,7 +226,19 @@ pub(crate) fn spawn_watcher(
             let Some(shared) = weak.upgrade() else {
                 return;
             };
-            shared.poll();
+            let changed = shared.look();
+            drop(shared);
+            let Some(seen) = changed else {
+                continue;
+            };
+            match stop.recv_timeout(settle_time(interval)) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            shared.load_if_settled(seen);
         })?;
     Ok(())
 }
