@@ -43,6 +43,7 @@ use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,8 +69,8 @@ use tower::util::{Either, MapResponse};
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tower_proxy_auth::{
-    BoxValidator, ClientAddr, FailureThrottle, Identity, ProxyAuth, ProxyAuthLayer, ResponseBody,
-    StaticUsers, Validator as _,
+    BoxValidator, ClientAddr, FailureThrottle, Htpasswd, Identity, ProxyAuth, ProxyAuthLayer,
+    ResponseBody, StaticUsers, Validator as _,
 };
 use tracing::{debug, info, warn, Span};
 use tracing_subscriber::EnvFilter;
@@ -97,8 +98,18 @@ struct Args {
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     users: Vec<UserArg>,
 
+    /// An Apache/nginx htpasswd file of users (bcrypt, apr1, SHA, crypt(3) formats); reloaded
+    /// when it changes. Combinable with --user (those are checked first).
+    #[arg(long, value_name = "FILE")]
+    htpasswd: Option<PathBuf>,
+
+    /// Skip unusable lines of the htpasswd file with a warning naming file and line, instead of
+    /// refusing to start.
+    #[arg(long, requires = "htpasswd")]
+    htpasswd_lenient: bool,
+
     /// Serve without proxy authentication (a baseline for benchmarks).
-    #[arg(long, conflicts_with_all = ["users", "realm"])]
+    #[arg(long, conflicts_with_all = ["users", "realm", "htpasswd"])]
     no_auth: bool,
 
     /// Wrong credentials allowed per user name and per client address within one window;
@@ -189,19 +200,38 @@ fn auth_setup(args: &Args) -> Result<AuthSetup, String> {
         });
     }
     let mut users = StaticUsers::new();
-    let hint_user = if args.users.is_empty() {
-        users.insert(DEMO_USER.0, DEMO_USER.1);
-        format!("{}:{}", DEMO_USER.0, DEMO_USER.1)
-    } else {
+    let hint_user = if let Some(first) = args.users.first() {
         for user in &args.users {
             if users.contains(&user.name) {
                 return Err(format!("--user {:?} is given more than once", user.name));
             }
             users.insert(user.name.as_str(), user.password.as_bytes());
         }
-        format!("{}:PASSWORD", args.users[0].name)
+        format!("{}:PASSWORD", first.name)
+    } else if args.htpasswd.is_some() {
+        "USER:PASSWORD".to_owned()
+    } else {
+        users.insert(DEMO_USER.0, DEMO_USER.1);
+        format!("{}:{}", DEMO_USER.0, DEMO_USER.1)
     };
-    let mut builder = ProxyAuthLayer::builder(users.boxed())
+    // Static users first: they answer at once, while an htpasswd user unknown to a file costs
+    // a dummy hash verification.
+    let validator = match &args.htpasswd {
+        Some(path) => {
+            let file = Htpasswd::builder()
+                .lenient(args.htpasswd_lenient)
+                .open(path)
+                .map_err(|e| format!("--htpasswd: {e}"))?;
+            info!(file = %path.display(), users = file.len(), "htpasswd file loaded");
+            if users.is_empty() {
+                file.boxed()
+            } else {
+                users.or(file).boxed()
+            }
+        }
+        None => users.boxed(),
+    };
+    let mut builder = ProxyAuthLayer::builder(validator)
         .realm(args.realm.as_str())
         .max_credentials_bytes(args.max_credentials_bytes);
     if args.max_auth_failures > 0 {

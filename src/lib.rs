@@ -14,6 +14,9 @@
 //!   with [`Validator::or`]. It may also forbid (403) or fail (503, never an open door).
 //! - An accepted request reaches the inner service without `Proxy-Authorization` and with an
 //!   [`Identity`] in its extensions.
+//! - Limits: an oversized `Proxy-Authorization` gets 431 before any decoding
+//!   ([`DEFAULT_MAX_CREDENTIALS_BYTES`]); an optional [`FailureThrottle`] answers 429 to user
+//!   names and client addresses that keep sending wrong credentials.
 //!
 //! ```
 //! use std::convert::Infallible;
