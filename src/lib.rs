@@ -77,5 +77,6 @@ pub use layer::{
     DEFAULT_MAX_CREDENTIALS_BYTES,
 };
 pub use throttle::{FailureThrottle, DEFAULT_CAPACITY, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
+#[cfg(feature = "htpasswd")]
 pub use validator::Htpasswd;
 pub use validator::{BoxValidator, Decision, StaticUsers, Validation, Validator, ValidatorError};

@@ -11,6 +11,7 @@
 //! blocking pool) returns [`Validation::Pending`] with a boxed future.
 
 mod callback;
+#[cfg(feature = "htpasswd")]
 pub mod htpasswd;
 mod or;
 mod static_users;
@@ -26,6 +27,7 @@ use http::request::Parts;
 use crate::{BasicCredentials, Identity};
 
 pub use callback::{from_async_fn, from_fn, AsyncFnValidator, FnValidator};
+#[cfg(feature = "htpasswd")]
 pub use htpasswd::{Htpasswd, HtpasswdBuilder, HtpasswdError, HtpasswdStats};
 pub use or::Or;
 pub use static_users::StaticUsers;
