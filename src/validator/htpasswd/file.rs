@@ -15,8 +15,11 @@
 //!   later line is reported with a warning.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use super::cache::{Occupancy, Remembered};
 use super::error::{HtpasswdError, LineErrorKind};
 use super::hash::{FieldOptions, HashFormat, StoredHash};
 
@@ -31,17 +34,53 @@ pub(crate) struct ParseOptions {
 #[derive(Debug)]
 pub(crate) enum Slot {
     /// A usable hash.
-    Usable(StoredHash),
+    Usable(Entry),
     /// The user's first line was unusable and skipped in lenient mode: the user is refused.
     Never,
 }
 
-/// The users of one load of a file. Never changed after it is built: a reload builds a new one.
+/// A usable line of one load: the stored hash and the success remembered for it (see
+/// [`super::cache`]). A reload makes new entries, so a remembered success belongs to exactly
+/// one (user, stored hash) pair.
+pub(crate) struct Entry {
+    pub(crate) hash: StoredHash,
+    /// Unique among the entries of every load in this process; names the entry in the map of
+    /// verifications in flight.
+    pub(crate) id: u64,
+    pub(crate) remembered: Remembered,
+}
+
+impl Entry {
+    fn new(hash: StoredHash) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        Self {
+            hash,
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            remembered: Remembered::default(),
+        }
+    }
+}
+
+impl fmt::Debug for Entry {
+    /// The hash's format and cost and whether a success is remembered; never the hash text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("hash", &self.hash)
+            .field("id", &self.id)
+            .field("remembered", &self.remembered)
+            .finish()
+    }
+}
+
+/// The users of one load of a file. Never changed after it is built (but for the successes its
+/// entries remember): a reload builds a new one.
 #[derive(Debug)]
 pub(crate) struct Table {
     users: HashMap<Arc<str>, Slot>,
     usable: usize,
-    dummy: Option<StoredHash>,
+    dummy: Option<Entry>,
+    /// How many entries remember a success.
+    pub(crate) occupancy: Occupancy,
 }
 
 /// Apache's `apr_isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`.
@@ -91,7 +130,7 @@ impl Table {
                 kind,
             };
             let (user, slot) = match parse_line(line, options.field) {
-                Ok((user, hash)) => (user, Slot::Usable(hash)),
+                Ok((user, hash)) => (user, Slot::Usable(Entry::new(hash))),
                 Err((user, kind)) => {
                     let error = fail(kind);
                     if !options.lenient {
@@ -110,9 +149,9 @@ impl Table {
                 );
                 continue;
             }
-            if let Slot::Usable(hash) = &slot {
+            if let Slot::Usable(entry) = &slot {
                 usable += 1;
-                if hash.format() == HashFormat::Des {
+                if entry.hash.format() == HashFormat::Des {
                     tracing::warn!(
                         "{file}:{line_no}: DES crypt hash for user {user:?}: only the first 8 \
                          bytes of a password count"
@@ -121,7 +160,7 @@ impl Table {
             }
             users.insert(Arc::from(user), (line_no, slot));
         }
-        let dummy = pick_dummy(users.values());
+        let dummy = pick_dummy(users.values()).map(Entry::new);
         Ok(Self {
             users: users
                 .into_iter()
@@ -129,6 +168,7 @@ impl Table {
                 .collect(),
             usable,
             dummy,
+            occupancy: Occupancy::default(),
         })
     }
 
@@ -142,10 +182,27 @@ impl Table {
         self.usable
     }
 
-    /// A stored hash of the file's most common format and cost, to verify an unknown user's
-    /// password against (and then refuse it) so that the answer takes as long as for a known
-    /// user. `None` when the file has no usable entry.
-    pub(crate) fn dummy(&self) -> Option<&StoredHash> {
+    /// The usable entries.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&Arc<str>, &Entry)> {
+        self.users.iter().filter_map(|(user, slot)| match slot {
+            Slot::Usable(entry) => Some((user, entry)),
+            Slot::Never => None,
+        })
+    }
+
+    /// The usable entry of `user`, if any.
+    pub(crate) fn entry(&self, user: &str) -> Option<&Entry> {
+        match self.users.get(user) {
+            Some(Slot::Usable(entry)) => Some(entry),
+            _ => None,
+        }
+    }
+
+    /// An entry holding a stored hash of the file's most common format and cost, to verify an
+    /// unknown user's password against (and then refuse it) so that the answer takes as long
+    /// as for a known user. It never remembers a success. `None` when the file has no usable
+    /// entry.
+    pub(crate) fn dummy(&self) -> Option<&Entry> {
         self.dummy.as_ref()
     }
 }
@@ -175,7 +232,7 @@ fn parse_line(
 fn pick_dummy<'a>(slots: impl Iterator<Item = &'a (usize, Slot)>) -> Option<StoredHash> {
     let mut classes: HashMap<(HashFormat, u32), (usize, usize, &StoredHash)> = HashMap::new();
     for (line, slot) in slots {
-        if let Slot::Usable(hash) = slot {
+        if let Slot::Usable(Entry { hash, .. }) = slot {
             let class = classes
                 .entry((hash.format(), hash.cost()))
                 .or_insert((0, *line, hash));
@@ -209,7 +266,7 @@ mod tests {
 
     fn format_of(table: &Table, user: &str) -> Option<HashFormat> {
         match table.get(user) {
-            Some((_, Slot::Usable(h))) => Some(h.format()),
+            Some((_, Slot::Usable(e))) => Some(e.hash.format()),
             _ => None,
         }
     }
@@ -265,7 +322,7 @@ mod tests {
     fn dummy_is_most_common_class() {
         let t = parse(&format!("a:{APR1}\nb:{BCRYPT}\nc:{BCRYPT}\n"), false).unwrap();
         assert_eq!(
-            t.dummy().map(|d| (d.format(), d.cost())),
+            t.dummy().map(|d| (d.hash.format(), d.hash.cost())),
             Some((HashFormat::Bcrypt, 5))
         );
         assert!(parse("# nothing\n", false).unwrap().dummy().is_none());

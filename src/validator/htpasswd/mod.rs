@@ -3,6 +3,7 @@
 //! See [`Htpasswd`].
 
 mod cache;
+mod clock;
 mod error;
 mod file;
 mod hash;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 use http::request::Parts;
 use zeroize::Zeroizing;
 
@@ -76,17 +77,31 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 ///   (default: the number of CPUs); the validator answers [`Validation::Pending`] meanwhile. The
 ///   SHA-1 and plaintext forms are checked at once. The layer must run inside a Tokio runtime;
 ///   otherwise a slow-hash check answers with an error (503).
-/// - Successful verifications are remembered for [`cache_ttl`](HtpasswdBuilder::cache_ttl),
-///   like Squid's `credentialsttl`, keyed by a keyed hash of user, password and stored hash
-///   (never the password itself); a remembered request is answered at once
-///   ([`Validation::Ready`]). Concurrent requests with the same credentials share one
-///   verification.
+/// - A successful verification is remembered for [`cache_ttl`](HtpasswdBuilder::cache_ttl),
+///   like Squid's [`credentialsttl`](https://www.squid-cache.org/Doc/config/auth_param/), in
+///   the user's entry of the loaded file: a keyed hash (HMAC-SHA-256 under a random key) of the
+///   password, never the password itself. A request that matches it is answered at once
+///   ([`Validation::Ready`]) at about the cost of a [`StaticUsers`](crate::StaticUsers) check:
+///   one keyed hash and a constant-time comparison. Only successes are remembered (a wrong
+///   password costs a verification every time), by at most
+///   [`cache_capacity`](HtpasswdBuilder::cache_capacity) users at once. Concurrent requests
+///   with the same credentials share one verification.
+/// - A reload starts every changed or new entry with nothing remembered, so an old password or
+///   a removed user is refused from the first request after it; users whose line did not
+///   change keep their remembered success.
 /// - A user not in the file costs a verification against a stored hash of the file's most
 ///   common format and cost, then is refused, so the answer's timing does not tell which users
-///   exist (see [`verify_unknown_users`](HtpasswdBuilder::verify_unknown_users) for the cost of
-///   that in an [`or`](Validator::or) chain).
+///   exist (see [`verify_unknown_users`](HtpasswdBuilder::verify_unknown_users)).
 /// - The file is watched and reloaded when it changes (see
 ///   [`watch`](HtpasswdBuilder::watch)); a broken new version keeps the old users serving.
+///
+/// # Combining with other validators
+///
+/// Put cheap validators first: `static_users.or(htpasswd)`, not `htpasswd.or(static_users)`.
+/// An unknown user costs the htpasswd validator a dummy verification, so in the second order
+/// every `StaticUsers` user would wait for a bcrypt verification (and for its turn on the
+/// pool) before `StaticUsers` is asked; in the first, they are answered at once and only the
+/// file's users, and names known to neither, reach the file.
 ///
 /// `Htpasswd` is cheap to clone; the clones share the users, the cache and the watcher, which
 /// stops when the last clone is dropped.
@@ -205,10 +220,7 @@ impl Htpasswd {
 
     /// Whether `user` (byte for byte) has a usable entry.
     pub fn contains(&self, user: &str) -> bool {
-        matches!(
-            self.shared.table.load().get(user),
-            Some((_, Slot::Usable(_)))
-        )
+        self.shared.table.load().entry(user).is_some()
     }
 
     /// The hash format of `user`'s entry, if usable: for finding users still on a weak format.
@@ -222,10 +234,11 @@ impl Htpasswd {
     /// # Ok::<(), tower_proxy_auth::validator::HtpasswdError>(())
     /// ```
     pub fn format(&self, user: &str) -> Option<HashFormat> {
-        match self.shared.table.load().get(user) {
-            Some((_, Slot::Usable(hash))) => Some(hash.format()),
-            _ => None,
-        }
+        self.shared
+            .table
+            .load()
+            .entry(user)
+            .map(|entry| entry.hash.format())
     }
 
     /// The file as given to [`open`](Self::open), or the name given to
@@ -259,37 +272,50 @@ impl Validator for Htpasswd {
     fn validate(&self, credentials: &BasicCredentials, _request: &Parts) -> Validation {
         let shared = &self.shared;
         let table = shared.table.load();
+        let user_id = credentials.user_id();
         let password = credentials.password();
-        let (user, hash) = match table.get(credentials.user_id()) {
-            Some((user, Slot::Usable(hash))) => (Some(user), hash),
+        let (user, entry) = match table.get(user_id) {
+            Some((user, Slot::Usable(entry))) => (Some(user), entry),
             // Unknown, or refused by a skipped line: the same work as a wrong password.
             _ => match table.dummy() {
                 Some(dummy) if shared.verify_unknown_users => (None, dummy),
                 _ => return Decision::Reject.into(),
             },
         };
-        if hash.format().is_cheap() {
-            let matched = std::hint::black_box(hash.verify(password));
+        if entry.hash.format().is_cheap() {
+            let matched = std::hint::black_box(entry.hash.verify(password));
             return match user {
                 Some(user) if matched => allow(user.clone()),
                 _ => Decision::Reject,
             }
             .into();
         }
-        let key = shared
-            .cache
-            .key(credentials.user_id(), password, hash.text());
-        if let Some(user) = user {
-            if shared.cache.lookup(&key) {
-                return allow(user.clone()).into();
+        // The one keyed hash of this request: compared with the entry's remembered success, then
+        // the in-flight key.
+        let tag = match user {
+            Some(user) => {
+                let tag = shared.cache.tag(password);
+                if shared.cache.lookup(&table, entry, &tag) {
+                    return allow(user.clone()).into();
+                }
+                tag
             }
-        }
-        let shared = shared.clone();
+            None => shared.cache.unknown_user_tag(user_id, password),
+        };
+        let key = CredentialCache::inflight_key(entry, tag);
         let user = user.cloned();
-        let hash = hash.clone();
+        let hash = entry.hash.clone();
+        let table = Guard::into_inner(table);
+        let shared = shared.clone();
         let password = Zeroizing::new(password.to_vec());
         Validation::pending(async move {
-            let remember = user.is_some();
+            // Only a listed user's success is remembered, in their entry of the table this
+            // request was checked against (if a reload replaced it meanwhile, the success stays
+            // with the old table).
+            let remember = user
+                .as_deref()
+                .and_then(|user| table.entry(user))
+                .map(|entry| (&*table, entry));
             let outcome = shared
                 .cache
                 .verify_once(key, remember, || shared.pool.verify(hash, password))
@@ -331,7 +357,7 @@ pub struct HtpasswdStats {
     /// Slow-hash verifications run on the blocking pool (unknown users' dummy verifications
     /// included; cache hits and the cheap SHA-1/plaintext checks not).
     pub verifications: u64,
-    /// Requests answered from the cache of successful verifications.
+    /// Requests answered from a remembered successful verification.
     pub cache_hits: u64,
     /// Requests for a listed user with a slow hash that the cache could not answer (each led or
     /// joined a verification).
@@ -411,15 +437,22 @@ impl HtpasswdBuilder {
         self
     }
 
-    /// How long a successful verification is remembered (default [`DEFAULT_CACHE_TTL`]).
-    /// `Duration::ZERO` turns the cache off.
+    /// How long a successful verification is remembered (default [`DEFAULT_CACHE_TTL`]), to
+    /// within a few milliseconds (the clock is coarse: one scheduler tick on Linux).
+    /// `Duration::ZERO` turns the cache off; concurrent identical requests still share one
+    /// verification.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
     }
 
-    /// How many successful verifications are remembered at most (default
-    /// [`DEFAULT_CACHE_CAPACITY`]); the least useful are evicted first. 0 turns the cache off.
+    /// How many users may have a successful verification remembered at one time (default
+    /// [`DEFAULT_CACHE_CAPACITY`]; one per user, the latest). When that many are remembered, a
+    /// further success is not, until one expires: an expired success is forgotten when its
+    /// user is next checked, and when a success finds the cache full, by a scan of the users
+    /// (at most once a second; about a millisecond per 100,000 users). Nothing is evicted
+    /// early. 0 turns the cache off; concurrent identical requests still share one
+    /// verification.
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
         self.cache_capacity = capacity;
         self
@@ -457,9 +490,10 @@ impl HtpasswdBuilder {
     /// not reveal which users exist.
     ///
     /// In `htpasswd.or(other)` every user of `other` is unknown to the file and so pays that
-    /// verification (and waits its turn for the pool) before `other` is asked. Turn it off when
-    /// that delay matters more than hiding which users the file has; Apache httpd, nginx and
-    /// Squid do not hide it either.
+    /// verification (and waits its turn for the pool) before `other` is asked: prefer
+    /// `other.or(htpasswd)` when `other` is cheap, which keeps this on. Turn it off when that
+    /// delay matters more than hiding which users the file has; Apache httpd, nginx and Squid
+    /// do not hide it either.
     pub fn verify_unknown_users(mut self, verify: bool) -> Self {
         self.verify_unknown_users = verify;
         self

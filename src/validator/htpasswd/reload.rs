@@ -13,7 +13,9 @@
 //!
 //! - The new table replaces the old one atomically ([`arc_swap`]): a request sees either the
 //!   old users or the new ones, never a mix. A removed user is refused from the next request
-//!   on; an added one is let in without a restart.
+//!   on; an added one is let in without a restart. Successes remembered by the old table carry
+//!   over only to entries whose user and stored hash are unchanged (see
+//!   [`CredentialCache::carry_over`](super::cache::CredentialCache::carry_over)).
 //! - A new file that fails to load (a bad line, unless lenient; unreadable) leaves the
 //!   previous users serving; the error is logged with `tracing::error!` naming the file and
 //!   line, and kept in [`HtpasswdStats::last_reload_error`](super::HtpasswdStats). The same
@@ -143,6 +145,8 @@ impl Shared {
             Ok(None) => Ok(()),
             Ok(Some(table)) => {
                 let users = table.len();
+                // Reloads are serialised by `state`, so no success is carried over twice.
+                self.cache.carry_over(&self.table.load(), &table);
                 self.table.store(Arc::new(table));
                 state.generation += 1;
                 state.last_error = None;
