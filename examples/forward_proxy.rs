@@ -487,6 +487,32 @@ impl<B> OnResponse<B> for LogLine {
     }
 }
 
+/// A 400 for targets no proxy should act on: user-info in the authority (RFC 9110 §4.2.4 makes
+/// it an error; it would also put a password in logs and upstream), or a CONNECT target that is
+/// not authority-form `host:port` (RFC 9110 §9.3.6).
+fn refuse_target(request: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+    let uri = request.uri();
+    let userinfo = uri.authority().is_some_and(|a| a.as_str().contains('@'));
+    if userinfo {
+        return Some(text(
+            StatusCode::BAD_REQUEST,
+            "Bad request: the target must not carry user-info (user:password@)\n",
+        ));
+    }
+    if request.method() == Method::CONNECT
+        && (uri.scheme().is_some()
+            || uri
+                .path_and_query()
+                .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty()))
+    {
+        return Some(text(
+            StatusCode::BAD_REQUEST,
+            "Bad request: CONNECT needs a host:port target\n",
+        ));
+    }
+    None
+}
+
 /// The request target for logs, with any user-info left out of the authority.
 fn log_target(method: &Method, uri: &Uri) -> String {
     let host_port = |a: &Authority| match a.port() {
@@ -577,7 +603,9 @@ impl Proxy {
 
     async fn handle(self, request: Request<Incoming>) -> Response<ProxyBody> {
         let identity = request.extensions().get::<Identity>().cloned();
-        let mut response = if request.method() == Method::CONNECT {
+        let mut response = if let Some(refusal) = refuse_target(&request) {
+            refusal
+        } else if request.method() == Method::CONNECT {
             self.tunnel(request).await
         } else {
             self.forward(request).await

@@ -120,7 +120,16 @@ impl BasicCredentials {
             return Err(CredentialsError::UnsupportedScheme);
         }
         if rest.contains(&b',') {
-            return Err(CredentialsError::Ambiguous);
+            // Two non-empty elements are two credentials; a stray comma is just malformed.
+            let elements = value
+                .split(|&b| b == b',')
+                .filter(|e| !e.trim_ascii().is_empty())
+                .count();
+            return Err(if elements > 1 {
+                CredentialsError::Ambiguous
+            } else {
+                CredentialsError::InvalidBase64
+            });
         }
         if rest.is_empty() {
             return Err(CredentialsError::MissingToken);
@@ -291,6 +300,8 @@ mod tests {
             ("Basic dTpw, Basic dTpx".into(), Ambiguous),
             ("Basic dTpw,dTpx".into(), Ambiguous),
             ("Bearer x, Basic dTpx".into(), Ambiguous),
+            ("Basic dTpw,".into(), InvalidBase64),
+            ("Basic dTpw , ".into(), InvalidBase64),
             ("".into(), UnsupportedScheme),
         ];
         for (value, want) in cases {

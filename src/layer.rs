@@ -25,6 +25,7 @@ use crate::challenge::{InvalidRealm, Realm};
 use crate::credentials::{BasicCredentials, CredentialsError};
 use crate::rejection::{apply, has_unread_body, Config, Rejection};
 use crate::validator::{BoxValidationFuture, Validation, Validator};
+use crate::throttle::Attempt;
 use crate::FailureThrottle;
 
 /// Applies [`ProxyAuth`] to a service.
@@ -326,6 +327,11 @@ where
                 // Take the service that was driven to readiness, leave a clone behind.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
+                let attempt = self
+                    .config
+                    .throttle
+                    .as_ref()
+                    .map(|t| t.begin_attempt(credentials.user_id(), &parts));
                 ResponseFuture {
                     state: State::Validating {
                         validation,
@@ -335,6 +341,7 @@ where
                             body,
                             credentials,
                             config: self.config.clone(),
+                            _attempt: attempt,
                         })),
                     },
                 }
@@ -351,6 +358,9 @@ struct Pending<S, ReqBody> {
     body: ReqBody,
     credentials: BasicCredentials,
     config: Arc<Config>,
+    /// Counts against the failure throttle until the validator has answered (and a failure,
+    /// if any, has been recorded).
+    _attempt: Option<Attempt>,
 }
 
 pin_project! {
@@ -435,6 +445,7 @@ where
                         body,
                         credentials,
                         config,
+                        _attempt,
                     } = *pending;
                     match apply(outcome, credentials.user_id(), &mut parts, &config) {
                         Ok(()) => State::Calling {

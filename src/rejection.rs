@@ -134,9 +134,6 @@ pub(crate) fn apply(
     match outcome {
         Ok(Decision::Allow(identity)) => {
             tracing::trace!(user = identity.user(), "proxy credentials accepted");
-            if let Some(throttle) = &config.throttle {
-                throttle.record_success(user_id);
-            }
             if !config.keep_proxy_authorization {
                 request.headers.remove(PROXY_AUTHORIZATION);
             }

@@ -7,8 +7,15 @@
 //! failed `max_failures` times inside one window, further attempts for it get `429 Too Many
 //! Requests` with `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) until the window ends, without the
 //! validator being asked, so the answer is the same whether the user exists or not and costs no
-//! hashing. The window is fixed: it starts at the first failure and is not extended by attempts
-//! made while throttled.
+//! hashing. The window is fixed: it starts at the first counted attempt and is not extended by
+//! attempts made while throttled. Attempts still being verified by a slow (asynchronous)
+//! validator count too, so concurrent guesses cannot overrun the limit while the first ones are
+//! hashed. A success does not clear a count: a user's own traffic must not give an attacker who
+//! rotates addresses fresh guesses at that user.
+//!
+//! The trade-off of counting per user name: anyone can spend a user's failures, so a user under
+//! attack is refused (429) until the window ends even with the right password. Keep the limit
+//! generous enough for typing mistakes and the window short enough to bear.
 //!
 //! The counters live in two bounded caches (`moka`), so a flood of distinct user names or
 //! addresses cannot grow memory past `capacity` entries each; IPv6 addresses are counted by their
@@ -70,6 +77,22 @@ pub struct FailureThrottle {
 struct Window {
     started: Instant,
     failures: AtomicU32,
+    /// Attempts whose validator has not answered yet.
+    pending: AtomicU32,
+}
+
+/// An attempt being verified; counts against the limit until dropped.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    windows: [Option<Arc<Window>>; 2],
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        for window in self.windows.iter().flatten() {
+            window.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl FailureThrottle {
@@ -129,6 +152,10 @@ impl FailureThrottle {
     }
 
     /// If the user name or the client address is throttled now, how long until it is not.
+    ///
+    /// Attempts still being verified count as failures here, so a burst of concurrent guesses
+    /// against a slow validator cannot slip past the limit before the first answer; a key
+    /// throttled only by such attempts is told to retry after one second.
     pub(crate) fn retry_after(&self, user_id: &str, request: &Parts) -> Option<Duration> {
         let now = Instant::now();
         let user = self.by_user.get(&self.user_key(user_id));
@@ -136,32 +163,52 @@ impl FailureThrottle {
         [user, addr]
             .into_iter()
             .flatten()
-            .filter(|w| w.failures.load(Ordering::Relaxed) >= self.max_failures)
-            .map(|w| (w.started + self.window).saturating_duration_since(now))
+            .filter_map(|w| {
+                let failures = w.failures.load(Ordering::Relaxed);
+                let pending = w.pending.load(Ordering::Relaxed);
+                if failures >= self.max_failures {
+                    Some((w.started + self.window).saturating_duration_since(now))
+                } else if failures.saturating_add(pending) >= self.max_failures {
+                    Some(Duration::from_secs(1))
+                } else {
+                    None
+                }
+            })
             .filter(|left| !left.is_zero())
             .max()
     }
 
     /// Counts one wrong credential for the user name and the client address.
     pub(crate) fn record_failure(&self, user_id: &str, request: &Parts) {
+        for window in self.windows(user_id, request).into_iter().flatten() {
+            window.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks an attempt whose answer comes later (an asynchronous validator) as in progress for
+    /// the user name and the client address, until the returned guard is dropped.
+    pub(crate) fn begin_attempt(&self, user_id: &str, request: &Parts) -> Attempt {
+        let windows = self.windows(user_id, request);
+        for window in windows.iter().flatten() {
+            window.pending.fetch_add(1, Ordering::Relaxed);
+        }
+        Attempt { windows }
+    }
+
+    /// The current windows of the user name and the client address, started if absent.
+    fn windows(&self, user_id: &str, request: &Parts) -> [Option<Arc<Window>>; 2] {
         let new_window = || {
             Arc::new(Window {
                 started: Instant::now(),
                 failures: AtomicU32::new(0),
+                pending: AtomicU32::new(0),
             })
         };
         let user = self.by_user.get_with(self.user_key(user_id), new_window);
-        user.failures.fetch_add(1, Ordering::Relaxed);
-        if let Some(addr) = self.addr_key(request) {
-            let addr = self.by_addr.get_with(addr, new_window);
-            addr.failures.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Clears the user name's failures after a success (the address keeps its count, so one
-    /// good account cannot reset an address that is guessing others).
-    pub(crate) fn record_success(&self, user_id: &str) {
-        self.by_user.invalidate(&self.user_key(user_id));
+        let addr = self
+            .addr_key(request)
+            .map(|addr| self.by_addr.get_with(addr, new_window));
+        [Some(user), addr]
     }
 
     /// User names are tracked by a keyed 64-bit hash: fixed-size keys, whatever their length.

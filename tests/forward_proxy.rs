@@ -474,6 +474,39 @@ async fn origin_form_request_gets_400() {
     assert!(origin.received().is_empty());
 }
 
+#[tokio::test]
+async fn targets_with_user_info_or_absolute_form_connect_get_400_and_stay_out_of_logs() {
+    let origin = Origin::start().await;
+    let p = proxy(&["--user", ALICE]);
+    let port = origin.addr().port();
+    let cases = [
+        ("GET", format!("http://zed:hunter5@127.0.0.1:{port}/")),
+        ("CONNECT", format!("zed:hunter5@127.0.0.1:{port}")),
+        ("CONNECT", format!("http://127.0.0.1:{port}/")),
+    ];
+    for (method, target) in &cases {
+        let mut conn = RawConn::connect(p.addr()).await;
+        conn.send(request_head(
+            method,
+            target,
+            &[
+                ("Host", &format!("127.0.0.1:{port}")),
+                ("Proxy-Authorization", &alice_basic()),
+            ],
+        ))
+        .await;
+        let response = conn.read_response_to(method).await;
+        assert_eq!(response.status, 400, "{method} {target}: {response:#?}");
+    }
+    assert!(origin.received().is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while p.stderr().matches("status=400").count() < cases.len() {
+        assert!(std::time::Instant::now() < deadline, "{}", p.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!p.stderr().contains("hunter5"), "{}", p.stderr());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Command line, logs, timeouts, shutdown
 

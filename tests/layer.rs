@@ -538,3 +538,73 @@ async fn throttle_memory_stays_bounded_under_a_flood_of_user_names() {
     );
     assert_eq!(throttle.tracked_client_addrs(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_guesses_against_a_slow_validator_cannot_overrun_the_throttle() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let slow = from_async_fn(move |_: BasicCredentials, _: &Parts| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Ok::<_, Infallible>(Decision::Reject)
+        }
+    });
+    let throttle = FailureThrottle::new(3, std::time::Duration::from_secs(60));
+    let layer = ProxyAuthLayer::builder(slow)
+        .throttle(throttle)
+        .build()
+        .expect("layer");
+    let addr = serve(layer).await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        guesses.spawn(async move {
+            let creds = basic("alice", &format!("guess-{i}"));
+            get(addr, &[("proxy-authorization", &creds)])
+                .await
+                .0
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = guesses.join_next().await {
+        statuses.push(status.expect("guess"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 407).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        17,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_success_does_not_clear_the_failures_counted_for_a_user() {
+    let throttle = FailureThrottle::new(3, std::time::Duration::from_secs(60));
+    let layer = ProxyAuthLayer::builder(alice())
+        .throttle(throttle)
+        .build()
+        .expect("layer");
+    let addr = serve(layer).await;
+    let good = basic("alice", "s3cret");
+    // Guesses from rotating addresses, while alice's own client keeps succeeding.
+    let mut statuses = Vec::new();
+    for n in 0..4u8 {
+        let attacker = client_from([127, 0, 1, n]);
+        let creds = basic("alice", "guess");
+        statuses.push(
+            get_with(&attacker, addr, &[("proxy-authorization", &creds)])
+                .await
+                .0,
+        );
+        statuses.push(get(addr, &[("proxy-authorization", &good)]).await.0);
+    }
+    let codes: Vec<u16> = statuses.iter().map(|s| s.as_u16()).collect();
+    assert_eq!(codes, [407, 200, 407, 200, 407, 429, 429, 429]);
+}
