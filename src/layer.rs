@@ -24,8 +24,8 @@ use crate::body::ResponseBody;
 use crate::challenge::{InvalidRealm, Realm};
 use crate::credentials::{BasicCredentials, CredentialsError};
 use crate::rejection::{apply, has_unread_body, Config, Rejection};
-use crate::validator::{BoxValidationFuture, Validation, Validator};
 use crate::throttle::Attempt;
+use crate::validator::{BoxValidationFuture, Validation, Validator};
 use crate::FailureThrottle;
 
 /// Applies [`ProxyAuth`] to a service.
@@ -210,7 +210,13 @@ impl std::error::Error for BuildError {
     }
 }
 
-/// Middleware that requires proxy authentication; see the [module docs](self).
+/// Middleware that requires proxy authentication, made by [`ProxyAuthLayer`].
+///
+/// For every request it reads `Proxy-Authorization` (RFC 9110 §11.7.2), asks the [`Validator`],
+/// and then either calls the inner service with the credentials removed and an
+/// [`Identity`](crate::Identity) in the extensions, or answers itself: 407 with the challenge,
+/// 403, 400, 429, 431 or 503. It never reads, buffers or replaces the request body and keeps
+/// every extension (a CONNECT request's upgrade handle reaches the inner service).
 ///
 /// `ProxyAuth<S, V>` is a `Service<Request<ReqBody>>` for any inner `S:
 /// Service<Request<ReqBody>, Response = Response<ResBody>> + Clone`; its response body is

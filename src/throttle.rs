@@ -1,25 +1,5 @@
-//! Throttling repeated wrong credentials, per user name and per client address.
-//!
-//! An online password-guessing attack needs many wrong answers; this bounds how many it gets.
-//! Only a validator's [`Decision::Reject`](crate::Decision::Reject) counts as a failure: a request
-//! without credentials never does (browsers and most clients send their first request without
-//! any and only answer a 407), nor does a malformed one. Once a user name or a client address has
-//! failed `max_failures` times inside one window, further attempts for it get `429 Too Many
-//! Requests` with `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) until the window ends, without the
-//! validator being asked, so the answer is the same whether the user exists or not and costs no
-//! hashing. The window is fixed: it starts at the first counted attempt and is not extended by
-//! attempts made while throttled. Attempts still being verified by a slow (asynchronous)
-//! validator count too, so concurrent guesses cannot overrun the limit while the first ones are
-//! hashed. A success does not clear a count: a user's own traffic must not give an attacker who
-//! rotates addresses fresh guesses at that user.
-//!
-//! The trade-off of counting per user name: anyone can spend a user's failures, so a user under
-//! attack is refused (429) until the window ends even with the right password. Keep the limit
-//! generous enough for typing mistakes and the window short enough to bear.
-//!
-//! The counters live in two bounded caches (`moka`), so a flood of distinct user names or
-//! addresses cannot grow memory past `capacity` entries each; IPv6 addresses are counted by their
-//! /64 prefix, since one host usually holds a whole /64.
+//! Throttling repeated wrong credentials, per user name and per client address; see
+//! [`FailureThrottle`].
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -42,8 +22,30 @@ pub const DEFAULT_CAPACITY: u64 = 65_536;
 
 type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 
-/// Counts wrong credentials and refuses further attempts past a threshold; see the
-/// [module docs](self). Added to a layer with
+/// Counts wrong credentials and refuses further attempts past a threshold.
+///
+/// An online password-guessing attack needs many wrong answers; this bounds how many it gets.
+/// Only a validator's [`Decision::Reject`](crate::Decision::Reject) counts as a failure: a request
+/// without credentials never does (browsers and most clients send their first request without
+/// any and only answer a 407), nor does a malformed one. Once a user name or a client address has
+/// failed `max_failures` times inside one window, further attempts for it get `429 Too Many
+/// Requests` with `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) until the window ends, without the
+/// validator being asked, so the answer is the same whether the user exists or not and costs no
+/// hashing. The window is fixed: it starts at the first counted attempt and is not extended by
+/// attempts made while throttled. Attempts still being verified by a slow (asynchronous)
+/// validator count too, so concurrent guesses cannot overrun the limit while the first ones are
+/// hashed. A success does not clear a count: a user's own traffic must not give an attacker who
+/// rotates addresses fresh guesses at that user.
+///
+/// The trade-off of counting per user name: anyone can spend a user's failures, so a user under
+/// attack is refused (429) until the window ends even with the right password. Keep the limit
+/// generous enough for typing mistakes and the window short enough to bear.
+///
+/// The counters live in two bounded caches (`moka`), so a flood of distinct user names or
+/// addresses cannot grow memory past `capacity` entries each; IPv6 addresses are counted by their
+/// /64 prefix, since one host usually holds a whole /64.
+///
+/// Added to a layer with
 /// [`ProxyAuthLayerBuilder::throttle`](crate::ProxyAuthLayerBuilder::throttle). Clones share
 /// their counters.
 ///

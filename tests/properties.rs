@@ -258,46 +258,54 @@ proptest! {
     }
 }
 
-/// An htpasswd line: a user, a separator and a field that often starts like a known format.
-fn htpasswd_line() -> impl Strategy<Value = String> {
-    let field = prop_oneof![
-        "\\$(2y|2a|2b|apr1|1|5|6)\\$[./0-9A-Za-z$=]{0,60}",
-        "\\{(SHA|SSHA|PLAIN)\\}[+/0-9A-Za-z=]{0,40}",
-        "[./0-9A-Za-z]{13}",
-        ".{0,20}",
-    ];
-    (
-        "[ \t#]?",
-        "[a-z:\u{e9}]{0,6}",
-        "(:|)",
-        field,
-        "(|:comment| |\r)",
-    )
-        .prop_map(|(lead, user, colon, field, tail)| format!("{lead}{user}{colon}{field}{tail}"))
-}
+/// Properties of the htpasswd loader (cargo feature `htpasswd`).
+#[cfg(feature = "htpasswd")]
+mod htpasswd {
+    use proptest::prelude::*;
 
-proptest! {
-    #[test]
-    fn htpasswd_loading_never_panics_and_lenient_never_fails(
-        lines in proptest::collection::vec(htpasswd_line(), 0..6),
-        plaintext in any::<bool>(),
-        refuse_des in any::<bool>(),
-    ) {
-        let contents = lines.join("\n");
-        let builder = || {
-            tower_proxy_auth::validator::HtpasswdBuilder::default()
-                .allow_plaintext(plaintext)
-                .refuse_des(refuse_des)
-                .watch(false)
-        };
-        let lenient = builder().lenient(true).from_contents("p.htpasswd", &contents)?;
-        match builder().from_contents("p.htpasswd", &contents) {
-            Ok(strict) => prop_assert_eq!(strict.len(), lenient.len()),
-            Err(e) => {
-                let line = e.line().unwrap_or(0);
-                prop_assert!((1..=lines.len()).contains(&line), "{}", e);
-                let prefix = format!("p.htpasswd:{line}: ");
-                prop_assert!(e.to_string().starts_with(&prefix), "{}", e);
+    /// An htpasswd line: a user, a separator and a field that often starts like a known format.
+    fn htpasswd_line() -> impl Strategy<Value = String> {
+        let field = prop_oneof![
+            "\\$(2y|2a|2b|apr1|1|5|6)\\$[./0-9A-Za-z$=]{0,60}",
+            "\\{(SHA|SSHA|PLAIN)\\}[+/0-9A-Za-z=]{0,40}",
+            "[./0-9A-Za-z]{13}",
+            ".{0,20}",
+        ];
+        (
+            "[ \t#]?",
+            "[a-z:\u{e9}]{0,6}",
+            "(:|)",
+            field,
+            "(|:comment| |\r)",
+        )
+            .prop_map(|(lead, user, colon, field, tail)| {
+                format!("{lead}{user}{colon}{field}{tail}")
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn htpasswd_loading_never_panics_and_lenient_never_fails(
+            lines in proptest::collection::vec(htpasswd_line(), 0..6),
+            plaintext in any::<bool>(),
+            refuse_des in any::<bool>(),
+        ) {
+            let contents = lines.join("\n");
+            let builder = || {
+                tower_proxy_auth::validator::HtpasswdBuilder::default()
+                    .allow_plaintext(plaintext)
+                    .refuse_des(refuse_des)
+                    .watch(false)
+            };
+            let lenient = builder().lenient(true).from_contents("p.htpasswd", &contents)?;
+            match builder().from_contents("p.htpasswd", &contents) {
+                Ok(strict) => prop_assert_eq!(strict.len(), lenient.len()),
+                Err(e) => {
+                    let line = e.line().unwrap_or(0);
+                    prop_assert!((1..=lines.len()).contains(&line), "{}", e);
+                    let prefix = format!("p.htpasswd:{line}: ");
+                    prop_assert!(e.to_string().starts_with(&prefix), "{}", e);
+                }
             }
         }
     }
