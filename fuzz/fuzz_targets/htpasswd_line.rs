@@ -13,6 +13,7 @@
 #![no_main]
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use tower_proxy_auth::validator::{Htpasswd, HtpasswdBuilder};
@@ -40,12 +41,13 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, contents)) = data.split_first() else {
         return;
     };
+    // `HtpasswdBuilder::default()` asks the OS for the CPU count: do it once.
+    static BASE: OnceLock<HtpasswdBuilder> = OnceLock::new();
+    let base = BASE.get_or_init(|| HtpasswdBuilder::default().cache_capacity(0).watch(false));
     let builder = || {
-        HtpasswdBuilder::default()
+        base.clone()
             .allow_plaintext(flags & 1 != 0)
             .refuse_des(flags & 2 != 0)
-            .cache_capacity(0)
-            .watch(false)
     };
     let load =
         |lenient: bool, contents: &[u8]| builder().lenient(lenient).from_contents(NAME, contents);
