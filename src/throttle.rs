@@ -4,7 +4,7 @@
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,8 @@ pub struct FailureThrottle {
     window: Duration,
     by_user: Cache<u64, Arc<Window>>,
     by_addr: Cache<IpAddr, Arc<Window>>,
+    /// Windows alive in either cache; 0 lets the check skip both lookups.
+    live: Arc<AtomicUsize>,
     hasher: std::collections::hash_map::RandomState,
     client_addr: AddrSource,
 }
@@ -107,11 +109,13 @@ impl FailureThrottle {
 
     /// As [`new`](Self::new), tracking at most `capacity` user names and `capacity` addresses.
     pub fn with_capacity(max_failures: u32, window: Duration, capacity: u64) -> Self {
+        let live = Arc::new(AtomicUsize::new(0));
         Self {
             max_failures: max_failures.max(1),
             window,
-            by_user: bounded(capacity, window),
-            by_addr: bounded(capacity, window),
+            by_user: bounded(capacity, window, &live),
+            by_addr: bounded(capacity, window, &live),
+            live,
             hasher: Default::default(),
             client_addr: Arc::new(|parts: &Parts| {
                 parts.extensions.get::<ClientAddr>().map(|a| a.0.ip())
@@ -159,6 +163,9 @@ impl FailureThrottle {
     /// against a slow validator cannot slip past the limit before the first answer; a key
     /// throttled only by such attempts is told to retry after one second.
     pub(crate) fn retry_after(&self, user_id: &str, request: &Parts) -> Option<Duration> {
+        if self.live.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let now = Instant::now();
         let user = self.by_user.get(&self.user_key(user_id));
         let addr = self.addr_key(request).and_then(|a| self.by_addr.get(&a));
@@ -200,6 +207,7 @@ impl FailureThrottle {
     /// The current windows of the user name and the client address, started if absent.
     fn windows(&self, user_id: &str, request: &Parts) -> [Option<Arc<Window>>; 2] {
         let new_window = || {
+            self.live.fetch_add(1, Ordering::Relaxed);
             Arc::new(Window {
                 started: Instant::now(),
                 failures: AtomicU32::new(0),
@@ -234,13 +242,20 @@ impl FailureThrottle {
 }
 
 /// A cache of at most `capacity` windows, each dropped `window` after it started.
-fn bounded<K>(capacity: u64, window: Duration) -> Cache<K, Arc<Window>>
+///
+/// `live` counts the windows held by both caches: raised when one is made, lowered when the cache
+/// drops it (expiry, eviction), so an empty throttle is known without a lookup.
+fn bounded<K>(capacity: u64, window: Duration, live: &Arc<AtomicUsize>) -> Cache<K, Arc<Window>>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
 {
+    let live = live.clone();
     Cache::builder()
         .max_capacity(capacity)
         .time_to_live(window)
+        .eviction_listener(move |_key, _window, _cause| {
+            live.fetch_sub(1, Ordering::Relaxed);
+        })
         .build()
 }
 
