@@ -94,7 +94,7 @@ struct Args {
     realm: String,
 
     /// A user, as NAME:PASSWORD (split at the first ':'; the password may hold ':').
-    /// Repeatable. Without any, the demo user alice:s3cret is used.
+    /// Repeatable. Without any --user or --htpasswd, the demo user alice:s3cret is used.
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     users: Vec<UserArg>,
 

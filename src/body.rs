@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 
 pin_project! {
     /// Either the inner service's body, passed through untouched, or the short text of a
-    /// rejection (407, 403, 400, 503) made by the layer.
+    /// rejection (407, 403, 400, 429, 431, 503) made by the layer.
     ///
     /// The layer wraps the body rather than asking the inner body type to be `Default` or
     /// `From<Bytes>`, as tower-http's `RequestBodyLimit` does, so it works in front of any

@@ -10,7 +10,8 @@
 //! - `Proxy-Authorization` (never `Authorization`) is parsed strictly (RFC 9110 §11.4,
 //!   RFC 7617 §2): malformed values get 407, two credentials get 400, nothing panics.
 //! - A pluggable [`Validator`] decides: [`StaticUsers`] in memory with constant-time checks,
-//!   closures ([`validator::from_fn`], [`validator::from_async_fn`]), any of them combined
+//!   [`Htpasswd`](validator::Htpasswd) files as Apache httpd, nginx and Squid use them (cargo
+//!   feature `htpasswd`, on by default), closures ([`validator::from_fn`], [`validator::from_async_fn`]), any of them combined
 //!   with [`Validator::or`]. It may also forbid (403) or fail (503, never an open door).
 //! - An accepted request reaches the inner service without `Proxy-Authorization` and with an
 //!   [`Identity`] in its extensions.
@@ -49,6 +50,7 @@
 //! [tower]: https://docs.rs/tower
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod body;
@@ -78,5 +80,8 @@ pub use layer::{
 };
 pub use throttle::{FailureThrottle, DEFAULT_CAPACITY, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
 #[cfg(feature = "htpasswd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
+#[doc(inline)]
 pub use validator::Htpasswd;
+#[doc(inline)]
 pub use validator::{BoxValidator, Decision, StaticUsers, Validation, Validator, ValidatorError};

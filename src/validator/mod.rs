@@ -12,6 +12,7 @@
 
 mod callback;
 #[cfg(feature = "htpasswd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
 pub mod htpasswd;
 mod or;
 mod static_users;
