@@ -10,7 +10,7 @@
 //! - `Proxy-Authorization` (never `Authorization`) is parsed strictly (RFC 9110 §11.4,
 //!   RFC 7617 §2): malformed values get 407, two credentials get 400, nothing panics.
 //! - A pluggable [`Validator`] decides: [`StaticUsers`] in memory with constant-time checks,
-//!   [`Htpasswd`](validator::Htpasswd) files as Apache httpd, nginx and Squid use them (cargo
+//!   [`Htpasswd`] files as Apache httpd, nginx and Squid use them (cargo
 //!   feature `htpasswd`, on by default), closures ([`validator::from_fn`], [`validator::from_async_fn`]), any of them combined
 //!   with [`Validator::or`]. It may also forbid (403) or fail (503, never an open door).
 //! - An accepted request reaches the inner service without `Proxy-Authorization` and with an
