@@ -671,6 +671,339 @@ async fn unknown_users_cost_a_dummy_verification_unless_turned_off() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The verification queue.
+
+/// A request through the proxy for `user`/`password`.
+fn proxy_request(user: &str, password: &str) -> Request<String> {
+    Request::builder()
+        .uri("http://origin.test/")
+        .header(
+            PROXY_AUTHORIZATION,
+            BasicCredentials::new(user, password).unwrap().encode(),
+        )
+        .body(String::new())
+        .unwrap()
+}
+
+/// The answer of `future` if it is ready at its first poll.
+async fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_verification_queue_answers_503_at_once() {
+    let bcrypt12 = fixture_hash("formats.htpasswd", "bcrypt12"); // bcrypt-twelve
+    let users = quiet()
+        .max_concurrent_verifications(1)
+        .max_queued_verifications(2)
+        .from_contents("queue-1.htpasswd", format!("slow:{bcrypt12}\n"))
+        .unwrap();
+    let inner_calls = Arc::new(AtomicUsize::new(0));
+    let calls = inner_calls.clone();
+    let service = ServiceBuilder::new()
+        .layer(ProxyAuthLayer::new(users.clone()))
+        .service_fn(move |_req: Request<String>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(String::new())) }
+        });
+
+    // Ten requests with distinct wrong passwords (nothing to share, nothing cached), let go at
+    // once; each notes its status in the order the answers come.
+    const REQUESTS: usize = 10;
+    let barrier = Arc::new(tokio::sync::Barrier::new(REQUESTS));
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..REQUESTS {
+        let (service, barrier, answers) = (service.clone(), barrier.clone(), answers.clone());
+        set.spawn(async move {
+            barrier.wait().await;
+            let request = proxy_request("slow", &format!("wrong-{i}"));
+            let status = tower::ServiceExt::oneshot(service, request)
+                .await
+                .unwrap()
+                .status();
+            answers.lock().unwrap().push(status);
+        });
+    }
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(done) = set.join_next().await {
+            done.unwrap();
+        }
+    })
+    .await
+    .expect("three cost-12 verifications within 120 s");
+
+    // One runs and two wait: those three are verified and refused (407). The seven others are
+    // shed with 503, all of them before the first verification's answer.
+    let answers = answers.lock().unwrap().clone();
+    let unavailable = vec![StatusCode::SERVICE_UNAVAILABLE; REQUESTS - 3];
+    let refused = vec![StatusCode::PROXY_AUTHENTICATION_REQUIRED; 3];
+    assert_eq!(answers, [unavailable, refused].concat());
+    let stats = users.stats();
+    assert_eq!((stats.verifications, stats.shed), (3, 7), "{stats:?}");
+    assert_eq!(inner_calls.load(Ordering::SeqCst), 0, "never let through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_hits_and_shared_verifications_take_no_queue_place() {
+    let bcrypt12 = fixture_hash("formats.htpasswd", "bcrypt12"); // bcrypt-twelve
+    let quick = bcrypt::hash("alice-pw", 4).unwrap();
+    // No queue at all: one verification at a time, and none waiting.
+    let users = quiet()
+        .max_concurrent_verifications(1)
+        .max_queued_verifications(0)
+        .from_contents(
+            "queue-2.htpasswd",
+            format!("alice:{quick}\nslow:{bcrypt12}\n"),
+        )
+        .unwrap();
+    assert!(accepts(&users, "alice", "alice-pw").await);
+    assert_eq!(users.stats().verifications, 1);
+
+    // A verification takes the only slot...
+    let running = tokio::spawn({
+        let users = users.clone();
+        async move { decide(&users, "slow", "wrong-1").await }
+    });
+    eventually("the slow verification to start", || {
+        users.stats().verifications == 2
+    })
+    .await;
+    // ...a request with the same credentials shares it instead of being shed...
+    let shared = tokio::spawn({
+        let users = users.clone();
+        async move { decide(&users, "slow", "wrong-1").await }
+    });
+    eventually("the second request to join", || {
+        users.stats().coalesced == 1
+    })
+    .await;
+    // ...a remembered success is answered at once...
+    let credentials = BasicCredentials::new("alice", "alice-pw").unwrap();
+    let (parts, ()) = Request::new(()).into_parts();
+    assert!(matches!(
+        users.validate(&credentials, &parts),
+        Validation::Ready(Ok(Decision::Allow(_)))
+    ));
+    // ...and anything else needing a verification is refused at its first poll, with an error
+    // that says why and holds no secret: a wrong password, an unknown user.
+    for (user, password) in [("slow", "wrong-2"), ("nobody", "nobody-pw")] {
+        let credentials = BasicCredentials::new(user, password).unwrap();
+        let Validation::Pending(future) = users.validate(&credentials, &parts) else {
+            panic!("{user}: a slow hash is never answered at once");
+        };
+        let error = now_or_never(future)
+            .await
+            .expect("shed at the first poll, without waiting")
+            .expect_err("a full queue is an error, not a refusal");
+        let text = error.to_string();
+        assert!(text.contains("verification queue is full"), "{text}");
+        assert!(!text.contains(password) && !text.contains("$2y$"), "{text}");
+    }
+    assert!(!running.is_finished(), "the slow verification still runs");
+    assert!(matches!(running.await.unwrap(), Decision::Reject));
+    assert!(matches!(shared.await.unwrap(), Decision::Reject));
+    let stats = users.stats();
+    assert_eq!(
+        (
+            stats.verifications,
+            stats.coalesced,
+            stats.cache_hits,
+            stats.shed
+        ),
+        (2, 1, 1, 2),
+        "{stats:?}"
+    );
+    // The queue drained: the next verification runs.
+    assert!(accepts(&users, "alice", "alice-pw").await);
+    assert!(!accepts(&users, "nobody", "nobody-pw").await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extreme costs.
+
+/// A bcrypt field of `cost`, right in shape (the salt and digest of a real cost-5 hash) but
+/// never to be verified: at cost 31 that would take a day.
+fn bcrypt_at(cost: u32) -> String {
+    let real = fixture_hash("formats.htpasswd", "bcrypt5");
+    format!("$2y${cost:02}{}", &real[6..])
+}
+
+/// A SHA-512-crypt field with `rounds`, right in shape, never to be verified.
+fn sha512_at(rounds: u32) -> String {
+    format!("$6$rounds={rounds}$saltsalt${}", "a".repeat(86))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_costs_load_with_a_warning_and_are_never_the_unknown_user_dummy() {
+    let logs = capture_logs();
+    let bcrypt5 = fixture_hash("formats.htpasswd", "bcrypt5"); // bcrypt-five
+    let (b31, r_max) = (bcrypt_at(31), sha512_at(999_999_999));
+    // The extreme lines are the most common (format, cost): without care, every unknown user
+    // would be verified at cost 31 and hold the only slot for a day.
+    let contents = format!(
+        "a:{b31}\nb:{b31}\nc:{b31}\nd:{r_max}\ne:{bcrypt5}\nf:{}\ng:{}\n",
+        bcrypt_at(17),
+        sha512_at(1_000_000)
+    );
+    let users = quiet()
+        .max_concurrent_verifications(3)
+        .from_contents("extreme-1.htpasswd", contents)
+        .unwrap();
+    assert_eq!(users.len(), 7, "any cost is accepted, as Apache does");
+    assert!(logs.contains(
+        "extreme-1.htpasswd:1: bcrypt cost 31 for user \"a\" is above 17: verification will \
+         take 65536 seconds (about 18 hours) or more; it holds one of the 3 verification slots \
+         meanwhile"
+    ));
+    assert_eq!(
+        logs.count_lines(&["extreme-1.htpasswd:", "bcrypt cost 31"]),
+        3
+    );
+    assert!(logs.contains(
+        "extreme-1.htpasswd:4: SHA-512-crypt rounds 999999999 for user \"d\" is above \
+         1,000,000: verification will take 250 seconds or more"
+    ));
+    // At the bounds: no warning.
+    assert!(!logs.contains("extreme-1.htpasswd:6:"));
+    assert!(!logs.contains("extreme-1.htpasswd:7:"));
+    assert!(!logs.contains(&b31[7..]), "no hash in the logs");
+
+    // An unknown user is verified against the cost-5 hash (a cost-31 one would not finish).
+    let refused = tokio::time::timeout(Duration::from_secs(60), decide(&users, "nobody", "x"))
+        .await
+        .expect("the dummy is not the cost-31 hash");
+    assert!(matches!(refused, Decision::Reject));
+    assert!(accepts(&users, "e", "bcrypt-five").await);
+    assert_eq!(users.stats().verifications, 2);
+}
+
+#[tokio::test]
+async fn max_bcrypt_cost_and_max_sha_crypt_rounds_refuse_lines() {
+    let logs = capture_logs();
+    let sha = fixture_hash("formats.htpasswd", "sha1"); // sha-one
+    let limited = || quiet().max_bcrypt_cost(14).max_sha_crypt_rounds(100_000);
+
+    let err = limited()
+        .from_contents(
+            "limit-1.htpasswd",
+            format!("a:{sha}\nb:{}\n", bcrypt_at(15)),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "limit-1.htpasswd:2: bcrypt cost 15 is above max_bcrypt_cost (14)"
+    );
+    assert_eq!(
+        err.kind(),
+        Some(LineErrorKind::CostTooHigh {
+            format: HashFormat::Bcrypt,
+            cost: 15,
+            limit: 14
+        })
+    );
+    let err = limited()
+        .from_contents(
+            "limit-1.htpasswd",
+            format!("a:{sha}\n\nc:{}\n", sha512_at(100_001)),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "limit-1.htpasswd:3: SHA-512-crypt rounds=100001 is above max_sha_crypt_rounds (100000)"
+    );
+    // At the limits: accepted.
+    let users = limited()
+        .from_contents(
+            "limit-1.htpasswd",
+            format!("a:{}\nb:{}\n", bcrypt_at(14), sha512_at(100_000)),
+        )
+        .unwrap();
+    assert_eq!(users.len(), 2);
+    // Lenient: skipped with a warning naming file and line, and the user stays refused.
+    let users = limited()
+        .lenient(true)
+        .from_contents(
+            "limit-2.htpasswd",
+            format!("a:{sha}\nb:{}\nb:{sha}\n", bcrypt_at(31)),
+        )
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    assert!(!accepts(&users, "b", "sha-one").await);
+    assert!(logs.contains(
+        "limit-2.htpasswd:2: bcrypt cost 31 is above max_bcrypt_cost (14); line skipped"
+    ));
+    // Off by default (Apache accepts any cost).
+    let users = quiet()
+        .from_contents("limit-3.htpasswd", format!("b:{}\n", bcrypt_at(31)))
+        .unwrap();
+    assert_eq!(users.format("b"), Some(HashFormat::Bcrypt));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log floods.
+
+#[test]
+fn load_warnings_are_capped_per_kind_with_one_summary_each() {
+    let logs = capture_logs();
+    let sha = fixture_hash("formats.htpasswd", "sha1");
+    let des = fixture_hash("edge.htpasswd", "des8");
+    let mut contents = format!("dup:{sha}\n");
+    for _ in 0..50_000 {
+        contents.push_str(&format!("dup:{sha}\n"));
+    }
+    for i in 0..15 {
+        contents.push_str(&format!("des-{i}:{des}\n"));
+    }
+    contents.push_str("skipped-1\nskipped-2:\nskipped-3:hunter2\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flood.htpasswd");
+    std::fs::write(&path, &contents).unwrap();
+    let file = path.display().to_string();
+    let users = quiet().lenient(true).open(&path).unwrap();
+    assert_eq!(users.len(), 16);
+
+    let duplicates = [
+        file.as_str(),
+        "duplicate user \"dup\"; the entry on line 1 wins",
+    ];
+    assert_eq!(logs.count_lines(&duplicates), 10);
+    assert!(logs.contains(&format!("{file}:2: duplicate user \"dup\"")));
+    assert!(logs.contains(&format!("{file}:11: duplicate user \"dup\"")));
+    assert!(!logs.contains(&format!("{file}:12: duplicate user")));
+    let summary = format!("{file}: and 49,990 more duplicate users");
+    assert_eq!(logs.count_lines(&[&summary]), 1);
+    let des_lines = [file.as_str(), "DES crypt hash for user \"des-"];
+    assert_eq!(logs.count_lines(&des_lines), 10);
+    let des_summary = format!("{file}: and 5 more DES crypt hashes");
+    assert_eq!(logs.count_lines(&[&des_summary]), 1);
+    // Three skipped lines: each logged, no summary.
+    assert_eq!(
+        logs.count_lines(&[file.as_str(), "line skipped (lenient mode)"]),
+        3
+    );
+    assert!(!logs.contains(&format!("{file}: and 3 more")));
+    assert!(!logs.contains("hunter2"));
+
+    // Counted per load: a reload logs the same again, not 50,000 lines.
+    users.reload().unwrap();
+    assert_eq!(logs.count_lines(&duplicates), 20);
+    assert_eq!(logs.count_lines(&[&summary]), 2);
+    assert_eq!(logs.count_lines(&[&des_summary]), 2);
+    assert_eq!(
+        logs.count_lines(&[file.as_str()]),
+        2 * (10 + 1 + 10 + 1 + 3) + 1
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ordering through a real server.
 
 /// Serves `ProxyAuthLayer::new(validator)` in front of a trivial origin on 127.0.0.1:0.
@@ -785,6 +1118,15 @@ impl Logs {
     fn contains(&self, needle: &str) -> bool {
         let buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&buf).contains(needle)
+    }
+
+    /// How many logged lines contain every one of `needles`.
+    fn count_lines(&self, needles: &[&str]) -> usize {
+        let buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&buf)
+            .lines()
+            .filter(|line| needles.iter().all(|n| line.contains(n)))
+            .count()
     }
 
     /// Whether `needle` shows up within a few seconds (output is written as events happen).

@@ -128,6 +128,17 @@ pub enum LineErrorKind {
     MalformedHash(HashFormat),
     /// A DES crypt field, refused by [`refuse_des`](super::HtpasswdBuilder::refuse_des).
     DesRefused,
+    /// A bcrypt cost above [`max_bcrypt_cost`](super::HtpasswdBuilder::max_bcrypt_cost), or
+    /// SHA-crypt rounds above
+    /// [`max_sha_crypt_rounds`](super::HtpasswdBuilder::max_sha_crypt_rounds).
+    CostTooHigh {
+        /// The hash's format: bcrypt, SHA-256-crypt or SHA-512-crypt.
+        format: HashFormat,
+        /// The line's bcrypt cost or SHA-crypt rounds.
+        cost: u32,
+        /// The limit it is above.
+        limit: u32,
+    },
 }
 
 impl fmt::Display for LineErrorKind {
@@ -139,6 +150,19 @@ impl fmt::Display for LineErrorKind {
             Self::UnknownFormat => f.write_str("unknown hash format"),
             Self::MalformedHash(format) => write!(f, "malformed {format} hash"),
             Self::DesRefused => f.write_str("DES crypt hash refused (refuse_des is set)"),
+            Self::CostTooHigh {
+                format: HashFormat::Bcrypt,
+                cost,
+                limit,
+            } => write!(f, "bcrypt cost {cost} is above max_bcrypt_cost ({limit})"),
+            Self::CostTooHigh {
+                format,
+                cost,
+                limit,
+            } => write!(
+                f,
+                "{format} rounds={cost} is above max_sha_crypt_rounds ({limit})"
+            ),
         }
     }
 }

@@ -13,6 +13,11 @@
 //! - the user name is everything before the first `:`, compared byte for byte;
 //! - when a user appears twice, the first line wins (Apache stops at the first match) and the
 //!   later line is reported with a warning.
+//!
+//! Warnings at load (a line skipped in lenient mode, a duplicate user, a DES hash, an extreme
+//! cost) name file and line, for the first [`LOGGED_PER_KIND`] of each kind per load; the rest of
+//! a kind is counted in one summary line (`users.htpasswd: and 49,990 more duplicate users`), so a
+//! file with many such lines does not flood the log at every reload.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,13 +26,114 @@ use std::sync::Arc;
 
 use super::cache::{Occupancy, Remembered};
 use super::error::{HtpasswdError, LineErrorKind};
-use super::hash::{FieldOptions, HashFormat, StoredHash};
+use super::hash::{
+    is_extreme, FieldOptions, HashFormat, StoredHash, EXTREME_BCRYPT_COST, EXTREME_SHA_CRYPT_ROUNDS,
+};
 
 /// Options that change how lines are read.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ParseOptions {
     pub(crate) lenient: bool,
     pub(crate) field: FieldOptions,
+    /// How many verifications may run at once; only for the extreme-cost warning.
+    pub(crate) slots: usize,
+}
+
+/// How many warnings of one kind a load logs one by one; the rest are counted in a summary.
+pub(crate) const LOGGED_PER_KIND: usize = 10;
+
+/// The kinds of warning a load can log per line.
+#[derive(Debug, Clone, Copy)]
+enum Warning {
+    Skipped,
+    Duplicate,
+    Des,
+    Extreme,
+}
+
+impl Warning {
+    const ALL: [Self; 4] = [Self::Skipped, Self::Duplicate, Self::Des, Self::Extreme];
+
+    /// What the summary line counts, plural.
+    fn plural(self) -> String {
+        match self {
+            Self::Skipped => "unusable lines skipped (lenient mode)".to_owned(),
+            Self::Duplicate => "duplicate users".to_owned(),
+            Self::Des => "DES crypt hashes (only the first 8 bytes of a password count)".to_owned(),
+            Self::Extreme => format!(
+                "hashes above bcrypt cost {EXTREME_BCRYPT_COST} or {} SHA-crypt rounds (each \
+                 verification holds a verification slot for seconds or more)",
+                thousands(EXTREME_SHA_CRYPT_ROUNDS as usize)
+            ),
+        }
+    }
+}
+
+/// The warnings of one load: the first [`LOGGED_PER_KIND`] of each kind are logged as they come,
+/// the rest counted and summarised by [`finish`](Self::finish).
+struct Warnings<'a> {
+    file: &'a str,
+    counts: [usize; Warning::ALL.len()],
+}
+
+impl<'a> Warnings<'a> {
+    fn new(file: &'a str) -> Self {
+        Self {
+            file,
+            counts: [0; Warning::ALL.len()],
+        }
+    }
+
+    /// Logs `message` (which must name file and line, and never a hash or password) unless
+    /// [`LOGGED_PER_KIND`] warnings of this kind were logged already.
+    fn warn(&mut self, kind: Warning, message: fmt::Arguments<'_>) {
+        let count = &mut self.counts[kind as usize];
+        *count += 1;
+        if *count <= LOGGED_PER_KIND {
+            tracing::warn!("{message}");
+        }
+    }
+
+    /// One summary line per kind with more warnings than were logged.
+    fn finish(self) {
+        for kind in Warning::ALL {
+            let more = self.counts[kind as usize].saturating_sub(LOGGED_PER_KIND);
+            if more > 0 {
+                tracing::warn!(
+                    "{}: and {} more {} (only the first {LOGGED_PER_KIND} of each kind are \
+                     logged per load)",
+                    self.file,
+                    thousands(more),
+                    kind.plural()
+                );
+            }
+        }
+    }
+}
+
+/// `n` with a comma between thousands: `49,990`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A duration in seconds for a message: `0.4 seconds`, `13 seconds`,
+/// `65536 seconds (about 18 hours)`.
+fn seconds(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.1} seconds")
+    } else if s < 3600.0 {
+        format!("{s:.0} seconds")
+    } else {
+        format!("{s:.0} seconds (about {:.0} hours)", s / 3600.0)
+    }
 }
 
 /// What a user name maps to.
@@ -115,6 +221,18 @@ impl Table {
         contents: &[u8],
         options: ParseOptions,
     ) -> Result<Self, HtpasswdError> {
+        let mut warnings = Warnings::new(file);
+        let parsed = Self::parse_lines(file, contents, options, &mut warnings);
+        warnings.finish();
+        parsed
+    }
+
+    fn parse_lines(
+        file: &Arc<str>,
+        contents: &[u8],
+        options: ParseOptions,
+        warnings: &mut Warnings<'_>,
+    ) -> Result<Self, HtpasswdError> {
         let contents = contents.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(contents);
         let mut users: HashMap<Arc<str>, (usize, Slot)> = HashMap::new();
         let mut usable = 0;
@@ -136,7 +254,10 @@ impl Table {
                     if !options.lenient {
                         return Err(error);
                     }
-                    tracing::warn!("{error}; line skipped (lenient mode)");
+                    warnings.warn(
+                        Warning::Skipped,
+                        format_args!("{error}; line skipped (lenient mode)"),
+                    );
                     match user {
                         Some(user) => (user, Slot::Never),
                         None => continue,
@@ -144,17 +265,45 @@ impl Table {
                 }
             };
             if let Some((first, _)) = users.get(user) {
-                tracing::warn!(
-                    "{file}:{line_no}: duplicate user {user:?}; the entry on line {first} wins"
+                warnings.warn(
+                    Warning::Duplicate,
+                    format_args!(
+                        "{file}:{line_no}: duplicate user {user:?}; the entry on line {first} wins"
+                    ),
                 );
                 continue;
             }
             if let Slot::Usable(entry) = &slot {
                 usable += 1;
-                if entry.hash.format() == HashFormat::Des {
-                    tracing::warn!(
-                        "{file}:{line_no}: DES crypt hash for user {user:?}: only the first 8 \
-                         bytes of a password count"
+                let hash = &entry.hash;
+                if hash.format() == HashFormat::Des {
+                    warnings.warn(
+                        Warning::Des,
+                        format_args!(
+                            "{file}:{line_no}: DES crypt hash for user {user:?}: only the first \
+                             8 bytes of a password count"
+                        ),
+                    );
+                } else if hash.is_extreme() {
+                    let (what, bound) = if hash.format() == HashFormat::Bcrypt {
+                        ("cost", EXTREME_BCRYPT_COST)
+                    } else {
+                        ("rounds", EXTREME_SHA_CRYPT_ROUNDS)
+                    };
+                    warnings.warn(
+                        Warning::Extreme,
+                        format_args!(
+                            "{file}:{line_no}: {} {what} {} for user {user:?} is above {}: \
+                             verification will take {} or more; it holds {} meanwhile",
+                            hash.format(),
+                            hash.cost(),
+                            thousands(bound as usize),
+                            seconds(hash.min_seconds()),
+                            match options.slots {
+                                1 => "the only verification slot".to_owned(),
+                                n => format!("one of the {n} verification slots"),
+                            },
+                        ),
                     );
                 }
             }
@@ -228,25 +377,58 @@ fn parse_line(
     Ok((user, hash))
 }
 
-/// The first-seen hash of the most common (format, cost) among usable entries.
+/// The hash unknown users are verified against: the first-seen hash of the most common
+/// (format, cost) among usable entries whose cost is not extreme (see
+/// [`is_extreme`](super::hash::is_extreme)), so that a stray `$2y$31$` line cannot make every
+/// unknown user hold a verification slot for hours. When every entry's cost is extreme, the
+/// cheapest (first-seen on a tie) of the most common format. Ties between classes or formats go
+/// to the one seen first.
 fn pick_dummy<'a>(slots: impl Iterator<Item = &'a (usize, Slot)>) -> Option<StoredHash> {
-    let mut classes: HashMap<(HashFormat, u32), (usize, usize, &StoredHash)> = HashMap::new();
+    /// Entries of a class, its first line and that line's hash.
+    struct Class<'a> {
+        count: usize,
+        line: usize,
+        hash: &'a StoredHash,
+    }
+    let mut classes: HashMap<(HashFormat, u32), Class<'_>> = HashMap::new();
     for (line, slot) in slots {
         if let Slot::Usable(Entry { hash, .. }) = slot {
             let class = classes
                 .entry((hash.format(), hash.cost()))
-                .or_insert((0, *line, hash));
-            class.0 += 1;
-            if *line < class.1 {
-                class.1 = *line;
-                class.2 = hash;
+                .or_insert(Class {
+                    count: 0,
+                    line: *line,
+                    hash,
+                });
+            class.count += 1;
+            if *line < class.line {
+                class.line = *line;
+                class.hash = hash;
             }
         }
     }
+    // More entries first, then the earlier line.
+    let more = |a: (usize, usize), b: (usize, usize)| a.0.cmp(&b.0).then(b.1.cmp(&a.1));
+    let within = classes
+        .iter()
+        .filter(|((format, cost), _)| !is_extreme(*format, *cost))
+        .max_by(|(_, a), (_, b)| more((a.count, a.line), (b.count, b.line)));
+    if let Some((_, class)) = within {
+        return Some(class.hash.clone());
+    }
+    // All extreme: the most common format, at its lowest cost.
+    let mut formats: HashMap<HashFormat, (usize, usize)> = HashMap::new();
+    for ((format, _), class) in &classes {
+        let f = formats.entry(*format).or_insert((0, class.line));
+        f.0 += class.count;
+        f.1 = f.1.min(class.line);
+    }
+    let (format, _) = formats.into_iter().max_by(|(_, a), (_, b)| more(*a, *b))?;
     classes
-        .into_values()
-        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
-        .map(|(_, _, hash)| hash.clone())
+        .into_iter()
+        .filter(|((f, _), _)| *f == format)
+        .min_by(|((_, a_cost), a), ((_, b_cost), b)| a_cost.cmp(b_cost).then(a.line.cmp(&b.line)))
+        .map(|(_, class)| class.hash.clone())
 }
 
 #[cfg(test)]
@@ -326,5 +508,76 @@ mod tests {
             Some((HashFormat::Bcrypt, 5))
         );
         assert!(parse("# nothing\n", false).unwrap().dummy().is_none());
+    }
+
+    /// A bcrypt field of `cost`, right in shape; never verified here.
+    fn bcrypt_at(cost: u32) -> String {
+        format!("$2y${cost:02}{}", &BCRYPT[6..])
+    }
+
+    fn sha256_at(rounds: u32) -> String {
+        format!("$5$rounds={rounds}$saltsalt${}", "a".repeat(43))
+    }
+
+    fn dummy_class(contents: &str) -> Option<(HashFormat, u32)> {
+        let table = parse(contents, false).unwrap();
+        table.dummy().map(|d| (d.hash.format(), d.hash.cost()))
+    }
+
+    #[test]
+    fn dummy_is_never_an_extreme_cost_when_another_entry_is_not() {
+        let b31 = bcrypt_at(31);
+        let r = sha256_at(999_999_999);
+        // Cost 31 is the most common class, but unknown users are verified at cost 5.
+        let contents = format!("a:{b31}\nb:{b31}\nc:{b31}\nd:{r}\ne:{r}\nf:{BCRYPT}\n");
+        assert_eq!(dummy_class(&contents), Some((HashFormat::Bcrypt, 5)));
+        // At the bounds is not extreme: cost 17 and 1,000,000 rounds still count as usual.
+        let b17 = bcrypt_at(17);
+        let at_bound = sha256_at(1_000_000);
+        let contents = format!("a:{b17}\nb:{b17}\nc:{APR1}\nd:{at_bound}\n");
+        assert_eq!(dummy_class(&contents), Some((HashFormat::Bcrypt, 17)));
+        let contents = format!("a:{b31}\nb:{at_bound}\nc:{at_bound}\nd:{b17}\n");
+        assert_eq!(
+            dummy_class(&contents),
+            Some((HashFormat::Sha256Crypt, 1_000_000))
+        );
+    }
+
+    #[test]
+    fn all_extreme_takes_the_cheapest_of_the_most_common_format() {
+        let contents = format!(
+            "a:{}\nb:{}\nc:{}\nd:{}\ne:{}\nf:{}\n",
+            bcrypt_at(31),
+            bcrypt_at(31),
+            bcrypt_at(20),
+            bcrypt_at(25),
+            sha256_at(2_000_000),
+            sha256_at(2_000_000),
+        );
+        assert_eq!(dummy_class(&contents), Some((HashFormat::Bcrypt, 20)));
+        // Formats tied on count: the one seen first.
+        let contents = format!(
+            "a:{}\nb:{}\nc:{}\n",
+            sha256_at(3_000_000),
+            bcrypt_at(30),
+            sha256_at(2_000_000)
+        );
+        assert_eq!(
+            dummy_class(&contents),
+            Some((HashFormat::Sha256Crypt, 2_000_000))
+        );
+    }
+
+    #[test]
+    fn numbers_in_messages() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(49_990), "49,990");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(seconds(0.125), "0.1 seconds");
+        assert_eq!(seconds(8.0), "8.0 seconds");
+        assert_eq!(seconds(250.0), "250 seconds");
+        assert_eq!(seconds(65_536.0), "65536 seconds (about 18 hours)");
     }
 }

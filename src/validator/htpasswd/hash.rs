@@ -97,6 +97,27 @@ impl fmt::Display for HashFormat {
 pub(crate) struct FieldOptions {
     pub(crate) allow_plaintext: bool,
     pub(crate) refuse_des: bool,
+    /// bcrypt lines above this cost are refused (`None`: any cost 4–31, as Apache).
+    pub(crate) max_bcrypt_cost: Option<u32>,
+    /// SHA-crypt lines above this many rounds are refused (`None`: up to 999,999,999).
+    pub(crate) max_sha_crypt_rounds: Option<u32>,
+}
+
+/// The highest bcrypt cost Apache's `htpasswd -C` makes. A hash above it is accepted, but a
+/// warning is logged at load and it never becomes the dummy for unknown users.
+pub(crate) const EXTREME_BCRYPT_COST: u32 = 17;
+/// SHA-crypt rounds above which a hash is treated as [`EXTREME_BCRYPT_COST`] is for bcrypt
+/// (200 times the default 5,000 rounds).
+pub(crate) const EXTREME_SHA_CRYPT_ROUNDS: u32 = 1_000_000;
+
+/// Whether a hash of `format` and `cost` takes extremely long to verify: bcrypt above cost
+/// [`EXTREME_BCRYPT_COST`], SHA-crypt above [`EXTREME_SHA_CRYPT_ROUNDS`] rounds.
+pub(crate) fn is_extreme(format: HashFormat, cost: u32) -> bool {
+    match format {
+        HashFormat::Bcrypt => cost > EXTREME_BCRYPT_COST,
+        HashFormat::Sha256Crypt | HashFormat::Sha512Crypt => cost > EXTREME_SHA_CRYPT_ROUNDS,
+        _ => false,
+    }
 }
 
 /// A stored hash whose shape has been checked. Cloning is cheap (the text is shared).
@@ -159,6 +180,24 @@ impl StoredHash {
     /// bcrypt cost, SHA-crypt rounds (5000 when not written), or 0.
     pub(crate) fn cost(&self) -> u32 {
         self.cost
+    }
+
+    /// Whether this hash takes extremely long to verify (see [`is_extreme`]).
+    pub(crate) fn is_extreme(&self) -> bool {
+        is_extreme(self.format, self.cost)
+    }
+
+    /// A low estimate of the seconds one verification takes on one fast core (optimised build):
+    /// bcrypt 2^cost / 32,768 (cost 12: 0.125 s; measured 0.25–0.45 s on a shared 2-core
+    /// server), SHA-256-crypt rounds / 10,000,000 and SHA-512-crypt rounds / 4,000,000 (pwhash
+    /// measured 0.11 and 0.41 s per million rounds there). 0 for the formats without a cost.
+    pub(crate) fn min_seconds(&self) -> f64 {
+        match self.format {
+            HashFormat::Bcrypt => f64::from(1u32 << self.cost.min(31)) / 32_768.0,
+            HashFormat::Sha256Crypt => f64::from(self.cost) / 10_000_000.0,
+            HashFormat::Sha512Crypt => f64::from(self.cost) / 4_000_000.0,
+            _ => 0.0,
+        }
     }
 
     /// The field as stored, for keying the cache. Never log it.
@@ -245,9 +284,11 @@ fn classify(text: &str, options: FieldOptions) -> Result<(HashFormat, u32), Line
     }
     if text.starts_with("$2y$") || text.starts_with("$2a$") || text.starts_with("$2b$") {
         return match text.parse::<bcrypt::HashParts>() {
-            Ok(parts) if (4..=31).contains(&parts.get_cost()) && all_h64(&text[7..]) => {
-                Ok((HashFormat::Bcrypt, parts.get_cost()))
-            }
+            Ok(parts) if (4..=31).contains(&parts.get_cost()) && all_h64(&text[7..]) => within(
+                HashFormat::Bcrypt,
+                parts.get_cost(),
+                options.max_bcrypt_cost,
+            ),
             _ => malformed(HashFormat::Bcrypt),
         };
     }
@@ -270,12 +311,20 @@ fn classify(text: &str, options: FieldOptions) -> Result<(HashFormat, u32), Line
     }
     if let Some(rest) = text.strip_prefix("$5$") {
         return sha_crypt(rest, 43).map_or(malformed(HashFormat::Sha256Crypt), |rounds| {
-            Ok((HashFormat::Sha256Crypt, rounds))
+            within(
+                HashFormat::Sha256Crypt,
+                rounds,
+                options.max_sha_crypt_rounds,
+            )
         });
     }
     if let Some(rest) = text.strip_prefix("$6$") {
         return sha_crypt(rest, 86).map_or(malformed(HashFormat::Sha512Crypt), |rounds| {
-            Ok((HashFormat::Sha512Crypt, rounds))
+            within(
+                HashFormat::Sha512Crypt,
+                rounds,
+                options.max_sha_crypt_rounds,
+            )
         });
     }
     if text.starts_with('$') || text.starts_with('{') {
@@ -292,6 +341,22 @@ fn classify(text: &str, options: FieldOptions) -> Result<(HashFormat, u32), Line
         Ok((HashFormat::Bare, 0))
     } else {
         Err(LineErrorKind::UnknownFormat)
+    }
+}
+
+/// `(format, cost)`, or [`LineErrorKind::CostTooHigh`] when `cost` is above `limit`.
+fn within(
+    format: HashFormat,
+    cost: u32,
+    limit: Option<u32>,
+) -> Result<(HashFormat, u32), LineErrorKind> {
+    match limit {
+        Some(limit) if cost > limit => Err(LineErrorKind::CostTooHigh {
+            format,
+            cost,
+            limit,
+        }),
+        _ => Ok((format, cost)),
     }
 }
 
@@ -540,6 +605,88 @@ mod tests {
         );
         // Still never plaintext: a '$' or '{' field of no known format.
         assert_eq!(StoredHash::parse(b"$9$x", plain).err(), Some(UnknownFormat));
+    }
+
+    /// A bcrypt field of `cost` with a real cost-5 salt and digest: right in shape, never to be
+    /// verified.
+    fn bcrypt_at(cost: u32) -> String {
+        format!("$2y${cost:02}$M96TNtTJ5SDiW7BI8sXokeTsWApyyURpFQ.h47HqTNwzG07px5zSK")
+    }
+
+    fn sha512_at(rounds: u32) -> String {
+        format!("$6$rounds={rounds}$saltsalt${}", "a".repeat(86))
+    }
+
+    #[test]
+    fn cost_limits_refuse_above_and_accept_at_the_limit() {
+        let limited = FieldOptions {
+            max_bcrypt_cost: Some(14),
+            max_sha_crypt_rounds: Some(100_000),
+            ..FieldOptions::default()
+        };
+        let parse_limited = |s: &str| StoredHash::parse(s.as_bytes(), limited);
+        assert_eq!(parse_limited(&bcrypt_at(14)).map(|h| h.cost()), Ok(14));
+        let too_high = parse_limited(&bcrypt_at(15)).unwrap_err();
+        assert_eq!(
+            too_high,
+            LineErrorKind::CostTooHigh {
+                format: HashFormat::Bcrypt,
+                cost: 15,
+                limit: 14
+            }
+        );
+        assert_eq!(
+            too_high.to_string(),
+            "bcrypt cost 15 is above max_bcrypt_cost (14)"
+        );
+        assert_eq!(
+            parse_limited(&sha512_at(100_000)).map(|h| h.cost()),
+            Ok(100_000)
+        );
+        let too_many = parse_limited(&sha512_at(100_001)).unwrap_err();
+        assert_eq!(
+            too_many.to_string(),
+            "SHA-512-crypt rounds=100001 is above max_sha_crypt_rounds (100000)"
+        );
+        // Without a rounds= field SHA-crypt does 5,000.
+        let five = format!("$5$saltsalt${}", "a".repeat(43));
+        let few = FieldOptions {
+            max_sha_crypt_rounds: Some(4_999),
+            ..FieldOptions::default()
+        };
+        assert!(matches!(
+            StoredHash::parse(five.as_bytes(), few),
+            Err(LineErrorKind::CostTooHigh {
+                format: HashFormat::Sha256Crypt,
+                cost: 5000,
+                ..
+            })
+        ));
+        // A malformed field is malformed first, whatever its cost.
+        assert_eq!(
+            parse_limited("$2y$31$short").err(),
+            Some(LineErrorKind::MalformedHash(HashFormat::Bcrypt))
+        );
+        // By default every cost is accepted, as Apache does.
+        assert_eq!(parse(&bcrypt_at(31)).map(|h| h.cost()), Ok(31));
+        assert_eq!(
+            parse(&sha512_at(999_999_999)).map(|h| h.cost()),
+            Ok(999_999_999)
+        );
+    }
+
+    #[test]
+    fn extreme_costs_and_their_estimates() {
+        let h = |s: &str| parse(s).unwrap();
+        assert!(!h(&bcrypt_at(17)).is_extreme());
+        assert!(h(&bcrypt_at(18)).is_extreme());
+        assert!(!h(&sha512_at(1_000_000)).is_extreme());
+        assert!(h(&sha512_at(1_000_001)).is_extreme());
+        assert!(!h("$apr1$FEtdsrfL$VTC1O/uYYE9OlIAO/UWb8.").is_extreme());
+        assert_eq!(h(&bcrypt_at(12)).min_seconds(), 0.125);
+        assert_eq!(h(&bcrypt_at(31)).min_seconds(), 65_536.0);
+        assert_eq!(h(&sha512_at(999_999_999)).min_seconds(), 249.99999975);
+        assert_eq!(h("{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=").min_seconds(), 0.0);
     }
 
     #[test]

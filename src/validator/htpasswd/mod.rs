@@ -36,6 +36,17 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
 /// Default [`HtpasswdBuilder::watch_interval`]: 2 seconds.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// Default [`HtpasswdBuilder::max_queued_verifications`], per verification slot
+/// ([`max_concurrent_verifications`](HtpasswdBuilder::max_concurrent_verifications)): 16.
+///
+/// The last request admitted to a full queue waits about `queue × t / slots` = 16 × t, where t
+/// is one verification's time, whatever the number of CPUs: with bcrypt at cost 10 (t ≈ 60–100
+/// ms on a server core) about 1–1.5 s, at cost 12 (t ≈ 250–450 ms) about 4–7 s. That is as long
+/// as a person waits for a login before retrying, and well within the 30 s and more that
+/// clients and proxies in front wait for an answer, so an admitted request is rarely abandoned
+/// (its verification wasted) while further ones get a quick 503 they can retry. Apache's
+/// default bcrypt cost, 5, makes the same queue drain in about 0.05 s.
+pub const DEFAULT_MAX_QUEUED_PER_SLOT: usize = 16;
 
 /// A [`Validator`] backed by an htpasswd file, the format of Apache httpd's `htpasswd` tool that
 /// nginx (`auth_basic_user_file`) and Squid (`basic_ncsa_auth`) read too.
@@ -44,7 +55,7 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 ///
 /// | field | made by | verified with |
 /// |---|---|---|
-/// | `$2y$`, `$2a$`, `$2b$` bcrypt, any cost 4–31 | `htpasswd -B [-C cost]` | [`bcrypt`] |
+/// | `$2y$`, `$2a$`, `$2b$` bcrypt, any cost 4–31 (see [extreme costs](#extreme-costs)) | `htpasswd -B [-C cost]` | [`bcrypt`] |
 /// | `$apr1$` Apache MD5 | `htpasswd -m` (its default), `openssl passwd -apr1` | own code on [`md5`] (no maintained crate has it) |
 /// | `$1$` MD5-crypt | `openssl passwd -1` | [`pwhash`] |
 /// | `$5$`, `$6$` SHA-crypt, with or without `rounds=N$` | `htpasswd -2`/`-5 [-r N]`, `openssl passwd -5`/`-6` | [`pwhash`] |
@@ -77,6 +88,14 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 ///   (default: the number of CPUs); the validator answers [`Validation::Pending`] meanwhile. The
 ///   SHA-1 and plaintext forms are checked at once. The layer must run inside a Tokio runtime;
 ///   otherwise a slow-hash check answers with an error (503).
+/// - At most [`max_queued_verifications`](HtpasswdBuilder::max_queued_verifications) more wait
+///   for their turn (default: [`DEFAULT_MAX_QUEUED_PER_SLOT`] per slot). A verification that
+///   finds the queue full is not started: the validator answers at once with a
+///   [`ValidatorError`] ("htpasswd verification queue is full …"; 503 through the layer, never
+///   an open door), counted in [`HtpasswdStats::shed`]. So a flood of requests for unknown
+///   users or wrong passwords makes further requests fail fast instead of making every login
+///   wait behind it. Requests answered from the cache, and requests that share a verification
+///   already running or queued, never take a place in the queue.
 /// - A successful verification is remembered for [`cache_ttl`](HtpasswdBuilder::cache_ttl),
 ///   like Squid's [`credentialsttl`](https://www.squid-cache.org/Doc/config/auth_param/), in
 ///   the user's entry of the loaded file: a keyed hash (HMAC-SHA-256 under a random key) of the
@@ -90,10 +109,32 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 ///   a removed user is refused from the first request after it; users whose line did not
 ///   change keep their remembered success.
 /// - A user not in the file costs a verification against a stored hash of the file's most
-///   common format and cost, then is refused, so the answer's timing does not tell which users
-///   exist (see [`verify_unknown_users`](HtpasswdBuilder::verify_unknown_users)).
+///   common format and cost (leaving out [extreme costs](#extreme-costs)), then is refused, so
+///   the answer's timing does not tell which users exist (see
+///   [`verify_unknown_users`](HtpasswdBuilder::verify_unknown_users)).
 /// - The file is watched and reloaded when it changes (see
 ///   [`watch`](HtpasswdBuilder::watch)); a broken new version keeps the old users serving.
+/// - Warnings at load (lines skipped in lenient mode, duplicate users, DES hashes, extreme
+///   costs) name file and line for the first 10 of each kind per load; the rest of each kind
+///   is counted in one summary line (`users.htpasswd: and 49,990 more duplicate users …`).
+///
+/// # Extreme costs
+///
+/// Any bcrypt cost (4–31) and any SHA-crypt `rounds=` (1,000–999,999,999) is accepted, as
+/// Apache httpd does, but each step of bcrypt cost doubles the time of a verification: at cost
+/// 31 one takes a day or more, and holds one of the
+/// [`max_concurrent_verifications`](HtpasswdBuilder::max_concurrent_verifications) slots all
+/// that time. So:
+///
+/// - a bcrypt cost above 17 (the most Apache's `htpasswd -C` makes) or more than 1,000,000
+///   SHA-crypt rounds is logged as a warning at load, naming file and line and a low estimate
+///   of the time a verification takes;
+/// - such a hash is never the one unknown users are verified against: that is the most common
+///   (format, cost) among the other entries, or, when every entry is above those bounds, the
+///   cheapest entry of the most common format;
+/// - [`max_bcrypt_cost`](HtpasswdBuilder::max_bcrypt_cost) and
+///   [`max_sha_crypt_rounds`](HtpasswdBuilder::max_sha_crypt_rounds) refuse such lines instead
+///   (a load error naming file and line, or a skipped line in lenient mode).
 ///
 /// # Combining with other validators
 ///
@@ -264,6 +305,7 @@ impl Htpasswd {
             cache_hits,
             cache_misses,
             coalesced,
+            shed: self.shared.pool.shed(),
         }
     }
 }
@@ -365,6 +407,12 @@ pub struct HtpasswdStats {
     /// Requests that waited for an identical verification already running instead of
     /// starting their own.
     pub coalesced: u64,
+    /// Verifications not started because
+    /// [`max_queued_verifications`](HtpasswdBuilder::max_queued_verifications) were already
+    /// waiting: each request was answered at once with an error (503 through the layer).
+    /// Requests that joined such a verification in the instant before it was refused share its
+    /// error and are not counted again.
+    pub shed: u64,
 }
 
 /// Options for an [`Htpasswd`], from [`Htpasswd::builder`].
@@ -379,6 +427,8 @@ pub struct HtpasswdStats {
 ///     .cache_ttl(Duration::from_secs(600))
 ///     .cache_capacity(50_000)
 ///     .max_concurrent_verifications(4)
+///     .max_queued_verifications(64)
+///     .max_bcrypt_cost(14)
 ///     .watch_interval(Duration::from_secs(5))
 ///     .open("/etc/nginx/htpasswd")?;
 /// # Ok::<(), tower_proxy_auth::validator::HtpasswdError>(())
@@ -391,6 +441,9 @@ pub struct HtpasswdBuilder {
     cache_ttl: Duration,
     cache_capacity: u64,
     max_concurrent: usize,
+    max_queued: Option<usize>,
+    max_bcrypt_cost: Option<u32>,
+    max_sha_crypt_rounds: Option<u32>,
     watch: bool,
     watch_interval: Duration,
     verify_unknown_users: bool,
@@ -405,6 +458,9 @@ impl Default for HtpasswdBuilder {
             cache_ttl: DEFAULT_CACHE_TTL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             max_concurrent: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_queued: None,
+            max_bcrypt_cost: None,
+            max_sha_crypt_rounds: None,
             watch: true,
             watch_interval: DEFAULT_WATCH_INTERVAL,
             verify_unknown_users: true,
@@ -459,9 +515,45 @@ impl HtpasswdBuilder {
     }
 
     /// How many slow-hash verifications may run at once on the blocking pool (default: the
-    /// number of CPUs; at least 1). Further ones wait their turn, first come first served.
+    /// number of CPUs; at least 1). Further ones wait their turn, first come first served, up to
+    /// [`max_queued_verifications`](Self::max_queued_verifications).
     pub fn max_concurrent_verifications(mut self, limit: usize) -> Self {
         self.max_concurrent = limit.max(1);
+        self
+    }
+
+    /// How many slow-hash verifications may wait for their turn while
+    /// [`max_concurrent_verifications`](Self::max_concurrent_verifications) run (default:
+    /// [`DEFAULT_MAX_QUEUED_PER_SLOT`] × that number; see there for the reasoning). A request
+    /// whose verification finds the queue full is answered at once with a [`ValidatorError`]
+    /// saying the verification queue is full (the layer answers 503), and counted in
+    /// [`HtpasswdStats::shed`]. Requests answered from the cache, and requests sharing a
+    /// verification already admitted, never take a place. 0: only as many as can run at once.
+    ///
+    /// The worst wait of an admitted request is about `queue × t / slots`, with t the time of
+    /// one verification: keep it well below your clients' timeout.
+    pub fn max_queued_verifications(mut self, limit: usize) -> Self {
+        self.max_queued = Some(limit);
+        self
+    }
+
+    /// Refuse bcrypt lines above this cost, as unusable lines: a load error naming file and
+    /// line (`users.htpasswd:4: bcrypt cost 31 is above max_bcrypt_cost (14)`), or skipped with
+    /// a warning in [`lenient`](Self::lenient) mode (default: `None`, any cost 4–31 is
+    /// accepted, as Apache httpd does; a cost above 17 is logged with a warning). Each step of
+    /// cost doubles the time of a verification, which holds a verification slot all along: see
+    /// [extreme costs](Htpasswd#extreme-costs).
+    pub fn max_bcrypt_cost(mut self, cost: u32) -> Self {
+        self.max_bcrypt_cost = Some(cost);
+        self
+    }
+
+    /// Refuse SHA-256/512-crypt lines with more than this many `rounds=` (5,000 when not
+    /// written), as [`max_bcrypt_cost`](Self::max_bcrypt_cost) does for bcrypt (default:
+    /// `None`, up to 999,999,999 accepted, as by Apache httpd and glibc; more than 1,000,000 is
+    /// logged with a warning).
+    pub fn max_sha_crypt_rounds(mut self, rounds: u32) -> Self {
+        self.max_sha_crypt_rounds = Some(rounds);
         self
     }
 
@@ -566,7 +658,10 @@ impl HtpasswdBuilder {
             field: FieldOptions {
                 allow_plaintext: self.allow_plaintext,
                 refuse_des: self.refuse_des,
+                max_bcrypt_cost: self.max_bcrypt_cost,
+                max_sha_crypt_rounds: self.max_sha_crypt_rounds,
             },
+            slots: self.max_concurrent,
         }
     }
 
@@ -583,7 +678,13 @@ impl HtpasswdBuilder {
             options: self.parse_options(),
             table: ArcSwap::from_pointee(table),
             cache: CredentialCache::new(self.cache_capacity, self.cache_ttl),
-            pool: Pool::new(self.max_concurrent),
+            pool: Pool::new(
+                self.max_concurrent,
+                self.max_queued.unwrap_or_else(|| {
+                    self.max_concurrent
+                        .saturating_mul(DEFAULT_MAX_QUEUED_PER_SLOT)
+                }),
+            ),
             verify_unknown_users: self.verify_unknown_users,
             reload: Mutex::new(ReloadState {
                 generation: 1,
