@@ -23,6 +23,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::challenge::{InvalidRealm, Realm};
 use crate::credentials::{BasicCredentials, CredentialsError};
+use crate::log_limit::LogLimit;
 use crate::rejection::{apply, has_unread_body, Config, Rejection};
 use crate::throttle::Attempt;
 use crate::validator::{BoxValidationFuture, Validation, Validator};
@@ -181,6 +182,7 @@ impl<V: Validator> ProxyAuthLayerBuilder<V> {
                 keep_proxy_authorization: self.keep_proxy_authorization,
                 max_credentials_bytes: self.max_credentials_bytes,
                 throttle: self.throttle,
+                validator_errors: LogLimit::new(),
             }),
         }
     }

@@ -59,6 +59,7 @@ mod client_addr;
 mod credentials;
 mod identity;
 mod layer;
+mod log_limit;
 mod rejection;
 mod secret;
 mod throttle;

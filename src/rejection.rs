@@ -16,6 +16,7 @@ use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, Version};
 
 use crate::challenge::Realm;
+use crate::log_limit::LogLimit;
 use crate::validator::{Decision, ValidatorError};
 use crate::FailureThrottle;
 
@@ -27,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) keep_proxy_authorization: bool,
     pub(crate) max_credentials_bytes: usize,
     pub(crate) throttle: Option<FailureThrottle>,
+    /// Keeps a validator outage from logging one line per request.
+    pub(crate) validator_errors: LogLimit,
 }
 
 /// Why the layer answered a request itself.
@@ -152,7 +155,14 @@ pub(crate) fn apply(
             Err(Rejection::Forbidden)
         }
         Err(error) => {
-            tracing::error!(user = user_id, %error, "proxy credentials validator failed");
+            if let Some(suppressed) = config.validator_errors.admit() {
+                tracing::error!(
+                    user = user_id,
+                    %error,
+                    suppressed,
+                    "proxy credentials validator failed (503); at most one such line a second, `suppressed` counts the failures left out since the last"
+                );
+            }
             Err(Rejection::Unavailable)
         }
     }
