@@ -34,6 +34,13 @@ fn users_file(dir: &Path) -> String {
     file
 }
 
+/// The example proxy on 127.0.0.1:0 with `--htpasswd file` and `extra` arguments.
+fn proxy_with(file: &str, extra: &[&str]) -> ExampleProcess {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--htpasswd", file];
+    args.extend_from_slice(extra);
+    ExampleProcess::start("forward_proxy", &args)
+}
+
 async fn status_through(proxy: &ExampleProcess, user: &str, password: &str, url: &str) -> String {
     let out = curl(&[
         "-o",
@@ -56,17 +63,7 @@ async fn bcrypt_and_apr1_users_from_the_real_tool_work_through_the_proxy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = users_file(dir.path());
     let origin = Origin::start().await;
-    let proxy = ExampleProcess::start(
-        "forward_proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--htpasswd",
-            &file,
-            "--user",
-            "bob:b0b",
-        ],
-    );
+    let proxy = proxy_with(&file, &["--user", "bob:b0b"]);
     let url = origin.url("/");
     assert_eq!(
         status_through(&proxy, "carol", "c4rol:pw", &url).await,
@@ -154,16 +151,7 @@ async fn lenient_mode_skips_the_line_with_a_warning_and_serves_the_rest() {
     std::fs::write(&file, text).expect("write");
 
     let origin = Origin::start().await;
-    let proxy = ExampleProcess::start(
-        "forward_proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--htpasswd",
-            &file,
-            "--htpasswd-lenient",
-        ],
-    );
+    let proxy = proxy_with(&file, &["--htpasswd-lenient"]);
     assert_eq!(
         status_through(&proxy, "carol", "c4rol:pw", &origin.url("/")).await,
         "200"
@@ -179,17 +167,7 @@ async fn users_added_and_removed_by_the_real_tool_take_effect_without_a_restart(
     let dir = tempfile::tempdir().expect("temp dir");
     let file = users_file(dir.path());
     let origin = Origin::start().await;
-    let proxy = ExampleProcess::start(
-        "forward_proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--htpasswd",
-            &file,
-            "--max-auth-failures",
-            "0",
-        ],
-    );
+    let proxy = proxy_with(&file, &["--max-auth-failures", "0"]);
     let url = origin.url("/");
     assert_eq!(status_through(&proxy, "erin", "3rin", &url).await, "407");
 
