@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# bench/load-1000.sh - 1,000 concurrent keep-alive clients through the example forward proxy,
+# with the proxy's resident memory and open descriptors before, during and after.
+#
+# Everything runs on 127.0.0.1. The script:
+#   1. raises the open-file limit (ulimit -n) for itself and every child;
+#   2. starts a private nginx origin (own config and pid file under a fresh /tmp directory,
+#      `return 200` with a 100-byte body, port ORIGIN_PORT) and the release build of
+#      examples/forward_proxy with --user bench:bench-pass on PROXY_PORT;
+#   3. RUNS times: wrk -t THREADS -c CONNS -d DURATION with ../shared/bench/wrk-proxy.lua
+#      (absolute-form GET, Proxy-Authorization for bench/bench-pass), sampling the proxy's VmRSS,
+#      descriptor and thread counts every SAMPLE seconds; then SETTLE seconds with no clients,
+#      and one more sample;
+#   4. prints one result line per run and a verdict, and stops both processes by PID (also on
+#      Ctrl-C, SIGTERM or an error).
+#
+# Usage: bench/load-1000.sh            (build first: cargo build --release --example forward_proxy)
+# Environment (defaults): CONNS=1000 THREADS=2 DURATION=30 SETTLE=10 RUNS=2 SAMPLE=0.5
+#   WRK_TIMEOUT=5s PROXY_PORT=3903 ORIGIN_PORT=18090 NOFILE=65536 (capped at the hard limit) RUST_LOG=warn
+#   PROXY_BIN=target/release/examples/forward_proxy PROXY_ARGS="" (extra proxy flags)
+#   WRK_LUA=../shared/bench/wrk-proxy.lua  KEEP_DIR=0 (1: keep the /tmp run directory)
+#   DRAIN=0 (seconds: after the last run, wait this much longer and sample once more)
+#   TRIM_PROBE=0 (1: at the end, call glibc malloc_trim(0) in the proxy through gdb and sample
+#     again: memory that comes back then was free but retained by the allocator, not live)
+#   PROXY_PRELOAD= (a library to LD_PRELOAD into the proxy only, e.g. an alternative malloc)
+# RUST_LOG=warn matches the peers in ../shared/bench (squid: access_log none); set
+# RUST_LOG=info to include the per-request log line (written to a file in the run directory).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CONNS=${CONNS:-1000}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-30}
+SETTLE=${SETTLE:-10}
+RUNS=${RUNS:-2}
+SAMPLE=${SAMPLE:-0.5}
+WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
+PROXY_PORT=${PROXY_PORT:-3903}
+ORIGIN_PORT=${ORIGIN_PORT:-18090}
+NOFILE=${NOFILE:-65536}
+PROXY_BIN=${PROXY_BIN:-$ROOT/target/release/examples/forward_proxy}
+PROXY_ARGS=${PROXY_ARGS:-}
+WRK_LUA=${WRK_LUA:-$ROOT/../shared/bench/wrk-proxy.lua}
+KEEP_DIR=${KEEP_DIR:-0}
+DRAIN=${DRAIN:-0}
+TRIM_PROBE=${TRIM_PROBE:-0}
+PROXY_PRELOAD=${PROXY_PRELOAD:-}
+export RUST_LOG=${RUST_LOG:-warn}
+BENCH_USER=bench
+BENCH_PASS=bench-pass
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+for v in CONNS THREADS DURATION SETTLE RUNS PROXY_PORT ORIGIN_PORT NOFILE DRAIN; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number"
+done
+((THREADS >= 1 && CONNS >= THREADS && DURATION >= 1 && DURATION <= 600 && RUNS >= 1 && RUNS <= 10 \
+  && SETTLE <= 600 && DRAIN <= 600)) \
+  || die "need CONNS>=THREADS>=1, 1<=DURATION<=600, 1<=RUNS<=10, SETTLE<=600, DRAIN<=600"
+for c in nginx wrk curl awk ss timeout; do
+  command -v "$c" >/dev/null || die "missing '$c' (../shared/bench/install-deps.sh installs it)"
+done
+[[ -x $PROXY_BIN ]] || die "no $PROXY_BIN; run: cargo build --release --example forward_proxy"
+[[ -r $WRK_LUA ]] || die "no wrk script at $WRK_LUA (set WRK_LUA)"
+for p in "$PROXY_PORT" "$ORIGIN_PORT"; do
+  ss -Hltn "sport = :$p" | grep -q . && die "127.0.0.1:$p is already in use"
+done
+
+# Every client, the proxy and the origin inherit this limit: 1,000 client connections plus up
+# to 1,000 pooled origin connections do not fit in the usual 1,024.
+HARD=$(ulimit -Hn)
+if [[ $HARD != unlimited ]] && ((NOFILE > HARD)); then NOFILE=$HARD; fi
+((NOFILE >= 2 * CONNS + 256)) || die "the open-file hard limit ($HARD) is too low for CONNS=$CONNS"
+ulimit -n "$NOFILE" || die "cannot raise the open-file limit to $NOFILE (ulimit -Hn: $(ulimit -Hn))"
+
+RUN_DIR=$(mktemp -d /tmp/load-1000.XXXXXX)
+chmod 755 "$RUN_DIR"
+
+# ---------------------------------------------------------------- processes --
+# name -> pid of what this script started; stopped by PID only (SIGTERM, then SIGKILL).
+declare -A STARTED=()
+stop_pid() {   # name pid
+  local i
+  kill -0 "$2" 2>/dev/null || return 0
+  kill -TERM "$2" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$2" 2>/dev/null; then
+    log "$1 (pid $2) still alive after SIGTERM; sending SIGKILL"
+    kill -KILL "$2" 2>/dev/null || true
+  fi
+  wait "$2" 2>/dev/null || true
+}
+cleanup() {
+  set +e
+  local name
+  for name in proxy origin; do
+    [[ -n ${STARTED[$name]:-} ]] && stop_pid "$name" "${STARTED[$name]}"
+  done
+  STARTED=()
+  if ((KEEP_DIR)); then log "run directory kept: $RUN_DIR"; else rm -rf "$RUN_DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() {   # port pid name
+  local i
+  for ((i = 0; i < 100; i++)); do
+    ss -Hltn "sport = :$1" | grep -q . && return 0
+    kill -0 "$2" 2>/dev/null || die "$3 exited during start-up (see $RUN_DIR)"
+    sleep 0.1
+  done
+  die "$3 did not listen on 127.0.0.1:$1 within 10 s"
+}
+
+start_origin() {
+  mkdir -p "$RUN_DIR/origin-tmp"
+  cat >"$RUN_DIR/origin-nginx.conf" <<EOF
+# Private origin for bench/load-1000.sh (loopback only; never the system nginx).
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile $NOFILE;
+pid $RUN_DIR/origin-nginx.pid;
+error_log $RUN_DIR/origin-error.log error;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    server_tokens off;
+    default_type text/plain;
+    keepalive_timeout 65s;
+    keepalive_requests 1000000;
+    client_body_temp_path $RUN_DIR/origin-tmp/body;
+    proxy_temp_path       $RUN_DIR/origin-tmp/proxy;
+    fastcgi_temp_path     $RUN_DIR/origin-tmp/fastcgi;
+    uwsgi_temp_path       $RUN_DIR/origin-tmp/uwsgi;
+    scgi_temp_path        $RUN_DIR/origin-tmp/scgi;
+    server {
+        listen 127.0.0.1:$ORIGIN_PORT;
+        location / {
+            return 200 "proxybench origin: fixed 100-byte body for forward-proxy benchmarks; served by nginx return 200 ok.\n";
+        }
+    }
+}
+EOF
+  nginx -c "$RUN_DIR/origin-nginx.conf" -e "$RUN_DIR/origin-error.log" &
+  STARTED[origin]=$!
+  wait_port "$ORIGIN_PORT" "${STARTED[origin]}" origin-nginx
+}
+
+start_proxy() {
+  # shellcheck disable=SC2086  # PROXY_ARGS is a list of flags
+  LD_PRELOAD=$PROXY_PRELOAD "$PROXY_BIN" --listen "127.0.0.1:$PROXY_PORT" --user "$BENCH_USER:$BENCH_PASS" $PROXY_ARGS \
+    >"$RUN_DIR/proxy.out" 2>"$RUN_DIR/proxy.log" &
+  STARTED[proxy]=$!
+  wait_port "$PROXY_PORT" "${STARTED[proxy]}" forward_proxy
+}
+
+# ----------------------------------------------------------------- sampling --
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }   # pid field
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+snapshot() {   # pid -> "rss_kb fds threads"
+  echo "$(status_kb "$1" VmRSS) $(fds "$1") $(status_kb "$1" Threads)"
+}
+mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k / 1024}'; }
+ms() { awk -v v="$1" 'BEGIN{printf "%.2f", v / 1000}'; }
+
+probe() {   # one request through the proxy with the right credentials -> status code
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 --noproxy '' \
+    -x "http://127.0.0.1:$PROXY_PORT" --proxy-user "$BENCH_USER:$BENCH_PASS" \
+    "http://127.0.0.1:$ORIGIN_PORT/" || true
+}
+
+# --------------------------------------------------------------------- main --
+log "run directory $RUN_DIR; ulimit -n $(ulimit -n); RUST_LOG=$RUST_LOG${PROXY_PRELOAD:+; proxy LD_PRELOAD=$PROXY_PRELOAD}"
+start_origin
+start_proxy
+PID=${STARTED[proxy]}
+code=$(probe)
+[[ $code == 200 ]] || die "probe through the proxy answered '$code', not 200 (see $RUN_DIR/proxy.log)"
+sleep 1
+read -r IDLE_RSS IDLE_FDS IDLE_THREADS <<<"$(snapshot "$PID")"
+log "proxy pid $PID idle: VmRSS $(mib "$IDLE_RSS") MiB, $IDLE_FDS fds, $IDLE_THREADS threads"
+
+B64=$(printf '%s:%s' "$BENCH_USER" "$BENCH_PASS" | base64 -w0)
+VERDICT=0
+printf '| run | requests | non-2xx | socket errors | req/s | p50 ms | p99 ms | max ms | RSS idle MiB | RSS peak MiB | RSS +%ss MiB | vs idle | fds idle/peak/+%ss | threads idle/peak/+%ss |\n' \
+  "$SETTLE" "$SETTLE" "$SETTLE"
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n'
+for ((run = 1; run <= RUNS; run++)); do
+  read -r before_rss before_fds before_threads <<<"$(snapshot "$PID")"
+  # Reset VmHWM (the kernel's peak RSS) so it measures this run only (Linux >= 4.0).
+  echo 5 >"/proc/$PID/clear_refs" 2>/dev/null || true
+  out=$RUN_DIR/wrk-$run.txt
+  BENCH_TARGET="http://127.0.0.1:$ORIGIN_PORT/" BENCH_AUTH=$B64 \
+    timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" \
+    --latency -s "$WRK_LUA" "http://127.0.0.1:$PROXY_PORT/" >"$out" 2>&1 &
+  wrk_pid=$!
+  peak_rss=$before_rss; peak_fds=$before_fds; peak_threads=$before_threads
+  # Bounded: wrk stops after DURATION (timeout kills it 30 s later at the latest).
+  while kill -0 "$wrk_pid" 2>/dev/null; do
+    read -r r f t <<<"$(snapshot "$PID")"
+    ((r > peak_rss)) && peak_rss=$r
+    ((f > peak_fds)) && peak_fds=$f
+    ((t > peak_threads)) && peak_threads=$t
+    sleep "$SAMPLE"
+  done
+  wait "$wrk_pid" || log "wrk exited non-zero (see $out)"
+  hwm=$(status_kb "$PID" VmHWM)
+  ((hwm > peak_rss)) && peak_rss=$hwm
+  sleep "$SETTLE"
+  kill -0 "$PID" 2>/dev/null || die "the proxy died (see $RUN_DIR/proxy.log)"
+  read -r after_rss after_fds after_threads <<<"$(snapshot "$PID")"
+
+  line=$(grep '^BENCH_RESULT ' "$out" | tail -1 || true)
+  [[ -n $line ]] || { cat "$out" >&2; die "no BENCH_RESULT from wrk (run $run)"; }
+  declare -A R=()
+  for kv in $line; do [[ $kv == *=* ]] && R[${kv%%=*}]=${kv#*=}; done
+  errs=$((R[err_connect] + R[err_read] + R[err_write] + R[err_timeout]))
+  rps=$(awk -v r="${R[requests]}" -v d="${R[duration_us]}" 'BEGIN{printf "%.0f", r / (d / 1e6)}')
+  vs=$(awk -v a="$after_rss" -v i="$IDLE_RSS" 'BEGIN{printf "%+.0f%%", (a - i) / i * 100}')
+  printf '| %d | %d | %d | %d (c%d r%d w%d t%d) | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d/%d | %d/%d/%d |\n' \
+    "$run" "${R[requests]}" "${R[non2xx]}" "$errs" "${R[err_connect]}" "${R[err_read]}" \
+    "${R[err_write]}" "${R[err_timeout]}" "$rps" "$(ms "${R[p50_us]}")" "$(ms "${R[p99_us]}")" \
+    "$(ms "${R[max_us]}")" "$(mib "$IDLE_RSS")" "$(mib "$peak_rss")" "$(mib "$after_rss")" "$vs" \
+    "$IDLE_FDS" "$peak_fds" "$after_fds" "$IDLE_THREADS" "$peak_threads" "$after_threads"
+  if ((errs > 0 || R[non2xx] > 0 || R[requests] == 0)); then
+    log "run $run: FAIL: $errs socket errors, ${R[non2xx]} non-2xx"; VERDICT=1
+  fi
+  if awk -v a="$after_rss" -v i="$IDLE_RSS" 'BEGIN{exit !(a > i * 1.10)}'; then
+    log "run $run: RSS ${SETTLE}s after the clients left is $(mib "$after_rss") MiB, more than idle + 10% ($(mib "$IDLE_RSS") MiB)"
+    VERDICT=1
+  fi
+  unset R
+done
+if ((DRAIN > 0)); then
+  # The proxy keeps idle origin connections pooled for 90 s; sample again once they are gone.
+  log "waiting $DRAIN s more (pooled origin connections time out after 90 s idle)"
+  sleep "$DRAIN"
+  read -r d_rss d_fds d_threads <<<"$(snapshot "$PID")"
+  log "after the last run + $SETTLE s + $DRAIN s: VmRSS $(mib "$d_rss") MiB ($(awk -v a="$d_rss" -v i="$IDLE_RSS" 'BEGIN{printf "%+.0f%%", (a - i) / i * 100}') vs idle), $d_fds fds, $d_threads threads"
+fi
+if ((TRIM_PROBE)); then
+  command -v gdb >/dev/null || die "TRIM_PROBE=1 needs gdb"
+  read -r t_rss _ _ <<<"$(snapshot "$PID")"
+  timeout 60 gdb -p "$PID" -batch -nx -ex 'call (int) malloc_trim(0)' >"$RUN_DIR/gdb.log" 2>&1 \
+    || log "gdb failed (see $RUN_DIR/gdb.log)"
+  read -r u_rss u_fds _ <<<"$(snapshot "$PID")"
+  log "malloc_trim(0): VmRSS $(mib "$t_rss") -> $(mib "$u_rss") MiB (idle $(mib "$IDLE_RSS") MiB), $u_fds fds"
+fi
+log "wrk: -t$THREADS -c$CONNS -d${DURATION}s --timeout $WRK_TIMEOUT; proxy: $PROXY_BIN --user $BENCH_USER:*** $PROXY_ARGS"
+grep -i -E 'panicked|error' "$RUN_DIR/proxy.log" >&2 && { log "the proxy logged errors above"; VERDICT=1; }
+((VERDICT == 0)) && log "verdict: ok" || log "verdict: FAIL (see above)"
+exit "$VERDICT"
