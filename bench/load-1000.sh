@@ -20,8 +20,11 @@
 #   PROXY_BIN=target/release/examples/forward_proxy PROXY_ARGS="" (extra proxy flags)
 #   WRK_LUA=../shared/bench/wrk-proxy.lua  KEEP_DIR=0 (1: keep the /tmp run directory)
 #   DRAIN=0 (seconds: after the last run, wait this much longer and sample once more)
-#   TRIM_PROBE=0 (1: at the end, call glibc malloc_trim(0) in the proxy through gdb and sample
-#     again: memory that comes back then was free but retained by the allocator, not live)
+#   TRIM_PROBE=0 (1: at the end, run GDB_CALL in the proxy through gdb and sample again; the
+#     default GDB_CALL='call (int) malloc_trim(0)' hands glibc's free pages back, so what comes
+#     back then was free but retained by the allocator, not live memory. With a jemalloc
+#     PROXY_PRELOAD, GDB_CALL='call (void) malloc_stats_print(0, 0, "gmdablxeh")' writes its
+#     allocated/active/resident totals to the proxy's log, kept with KEEP_DIR=1)
 #   PROXY_PRELOAD= (a library to LD_PRELOAD into the proxy only, e.g. an alternative malloc)
 # RUST_LOG=warn matches the peers in ../shared/bench (squid: access_log none); set
 # RUST_LOG=info to include the per-request log line (written to a file in the run directory).
@@ -44,6 +47,7 @@ WRK_LUA=${WRK_LUA:-$ROOT/../shared/bench/wrk-proxy.lua}
 KEEP_DIR=${KEEP_DIR:-0}
 DRAIN=${DRAIN:-0}
 TRIM_PROBE=${TRIM_PROBE:-0}
+GDB_CALL=${GDB_CALL:-call (int) malloc_trim(0)}
 PROXY_PRELOAD=${PROXY_PRELOAD:-}
 export RUST_LOG=${RUST_LOG:-warn}
 BENCH_USER=bench
@@ -242,10 +246,10 @@ fi
 if ((TRIM_PROBE)); then
   command -v gdb >/dev/null || die "TRIM_PROBE=1 needs gdb"
   read -r t_rss _ _ <<<"$(snapshot "$PID")"
-  timeout 60 gdb -p "$PID" -batch -nx -ex 'call (int) malloc_trim(0)' >"$RUN_DIR/gdb.log" 2>&1 \
+  timeout 60 gdb -p "$PID" -batch -nx -ex "$GDB_CALL" >"$RUN_DIR/gdb.log" 2>&1 \
     || log "gdb failed (see $RUN_DIR/gdb.log)"
   read -r u_rss u_fds _ <<<"$(snapshot "$PID")"
-  log "malloc_trim(0): VmRSS $(mib "$t_rss") -> $(mib "$u_rss") MiB (idle $(mib "$IDLE_RSS") MiB), $u_fds fds"
+  log "gdb '$GDB_CALL': VmRSS $(mib "$t_rss") -> $(mib "$u_rss") MiB (idle $(mib "$IDLE_RSS") MiB), $u_fds fds"
 fi
 log "wrk: -t$THREADS -c$CONNS -d${DURATION}s --timeout $WRK_TIMEOUT; proxy: $PROXY_BIN --user $BENCH_USER:*** $PROXY_ARGS"
 grep -i -E 'panicked|error' "$RUN_DIR/proxy.log" >&2 && { log "the proxy logged errors above"; VERDICT=1; }
