@@ -82,14 +82,11 @@ impl BasicCredentials {
     /// [`CredentialsError::Ambiguous`] for two field lines or two comma-joined credentials (the
     /// layer answers 400); any other variant for a malformed value (the layer answers 407).
     pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, CredentialsError> {
-        let mut values = headers.get_all(PROXY_AUTHORIZATION).iter();
-        let Some(value) = values.next() else {
-            return Ok(None);
-        };
-        if values.next().is_some() {
-            return Err(CredentialsError::Ambiguous);
+        let (_, field) = proxy_authorization(headers);
+        match field? {
+            Some(value) => Self::parse(value).map(Some),
+            None => Ok(None),
         }
-        Self::parse(value.as_bytes()).map(Some)
     }
 
     /// Parses one `Proxy-Authorization` field value, such as `Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==`.
@@ -186,6 +183,27 @@ impl fmt::Debug for BasicCredentials {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+/// One pass over the `Proxy-Authorization` field lines: their total size in bytes, and the one
+/// value (`None` when absent, [`CredentialsError::Ambiguous`] for two or more lines).
+pub(crate) fn proxy_authorization(
+    headers: &HeaderMap,
+) -> (usize, Result<Option<&[u8]>, CredentialsError>) {
+    let mut size = 0;
+    let mut lines = 0;
+    let mut first = None;
+    for value in headers.get_all(PROXY_AUTHORIZATION) {
+        size += value.len();
+        lines += 1;
+        first.get_or_insert(value.as_bytes());
+    }
+    let field = if lines > 1 {
+        Err(CredentialsError::Ambiguous)
+    } else {
+        Ok(first)
+    };
+    (size, field)
 }
 
 fn starts_with_basic(item: &[u8]) -> bool {

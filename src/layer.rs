@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::header::PROXY_AUTHORIZATION;
 use http::request::Parts;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -22,7 +21,7 @@ use tower_service::Service;
 
 use crate::body::ResponseBody;
 use crate::challenge::{InvalidRealm, Realm};
-use crate::credentials::{BasicCredentials, CredentialsError};
+use crate::credentials::{proxy_authorization, BasicCredentials, CredentialsError};
 use crate::log_limit::LogLimit;
 use crate::rejection::{apply, has_unread_body, Config, Rejection};
 use crate::throttle::Attempt;
@@ -283,31 +282,28 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        let size: usize = parts
-            .headers
-            .get_all(PROXY_AUTHORIZATION)
-            .iter()
-            .map(|v| v.len())
-            .sum();
+        // One lookup gives the size (checked before any decoding) and the field value.
+        let (size, field) = proxy_authorization(&parts.headers);
         if size > self.config.max_credentials_bytes {
             tracing::debug!(size, "Proxy-Authorization over the size limit");
             return ResponseFuture::rejected(Rejection::TooLarge, &self.config, &parts);
         }
-        let credentials = match BasicCredentials::from_headers(&parts.headers) {
-            Ok(Some(credentials)) => credentials,
-            Ok(None) => {
-                tracing::trace!("no proxy credentials");
-                return ResponseFuture::rejected(Rejection::Challenge, &self.config, &parts);
-            }
-            Err(error) => {
-                tracing::debug!(%error, "unusable proxy credentials");
-                let rejection = match error {
-                    CredentialsError::Ambiguous => Rejection::BadRequest,
-                    _ => Rejection::Challenge,
-                };
-                return ResponseFuture::rejected(rejection, &self.config, &parts);
-            }
-        };
+        let credentials =
+            match field.and_then(|value| value.map(BasicCredentials::parse).transpose()) {
+                Ok(Some(credentials)) => credentials,
+                Ok(None) => {
+                    tracing::trace!("no proxy credentials");
+                    return ResponseFuture::rejected(Rejection::Challenge, &self.config, &parts);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "unusable proxy credentials");
+                    let rejection = match error {
+                        CredentialsError::Ambiguous => Rejection::BadRequest,
+                        _ => Rejection::Challenge,
+                    };
+                    return ResponseFuture::rejected(rejection, &self.config, &parts);
+                }
+            };
         if let Some(throttle) = &self.config.throttle {
             if let Some(wait) = throttle.retry_after(credentials.user_id(), &parts) {
                 tracing::debug!(
