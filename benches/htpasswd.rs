@@ -13,36 +13,22 @@
 //! cargo bench --bench htpasswd
 //! ```
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
 use std::io::Write as _;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::header::PROXY_AUTHORIZATION;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request};
 use sha1::Digest as _;
 use tower::{Layer, Service, ServiceExt};
 use tower_proxy_auth::validator::Htpasswd;
 use tower_proxy_auth::{BasicCredentials, ProxyAuthLayer, StaticUsers, Validator};
 
-type Body = String;
+mod support;
 
-fn inner() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
-    tower::service_fn(|_req: Request<Body>| std::future::ready(Ok(Response::new(Body::new()))))
-}
-
-/// Polls a future that must be ready at once.
-fn now<F: Future>(future: F) -> F::Output {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("a benchmarked future did not complete on its first poll"),
-    }
-}
+use support::{inner, now, Body};
 
 fn request(auth: &HeaderValue) -> Request<Body> {
     Request::builder()

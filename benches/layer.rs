@@ -7,11 +7,7 @@
 //! cargo bench --bench layer
 //! ```
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
@@ -20,19 +16,9 @@ use tower::{Layer, Service, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 use tower_proxy_auth::{BasicCredentials, FailureThrottle, ProxyAuthLayer, StaticUsers};
 
-type Body = String;
+mod support;
 
-fn inner() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
-    tower::service_fn(|_req: Request<Body>| std::future::ready(Ok(Response::new(Body::new()))))
-}
-
-/// Polls a future that must be ready at once (every future here is).
-fn now<F: Future>(future: F) -> F::Output {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("benchmarked futures complete on their first poll"),
-    }
-}
+use support::{inner, now, Body};
 
 fn request(header: Option<(http::HeaderName, &HeaderValue)>) -> Request<Body> {
     let mut request = Request::builder()
