@@ -14,6 +14,11 @@
 //!   elapsed milliseconds); passwords and `Proxy-Authorization` values are never logged.
 //! - A slow client cannot hold a connection for ever (`--header-read-timeout`), and Ctrl-C (or
 //!   SIGTERM) stops accepting and gives in-flight connections and tunnels a bounded grace period.
+//! - What stays open after clients leave is bounded: idle origin connections close after
+//!   `--origin-idle-timeout` (at most `--max-idle-per-origin` per origin), silent tunnels after
+//!   `--tunnel-idle-timeout`, and the jemalloc allocator hands freed memory back to the OS.
+//! - `--worker-threads 1` runs everything on one thread (tokio's current-thread runtime): no
+//!   cross-thread wake-ups, the most requests per CPU second (see BENCHMARKS.md).
 //!
 //! Run it with the embedded demo user `alice` / `s3cret`:
 //!
@@ -46,6 +51,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -63,6 +69,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tower::util::{Either, MapResponse};
@@ -75,11 +82,15 @@ use tower_proxy_auth::{
 use tracing::{debug, info, warn, Span};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc, with its background thread purging freed pages: after a burst of clients, resident
+/// memory returns to near idle instead of staying at the peak as with glibc's malloc (numbers
+/// in BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The demo user the proxy starts with when no `--user` is given.
 const DEMO_USER: (&str, &str) = ("alice", "s3cret");
-
-/// The pseudonym this proxy writes in `Via` (RFC 9110 §7.6.3).
-const VIA_PSEUDONYM: &str = "tower-proxy-auth";
 
 /// A forward HTTP/1.1 proxy with Basic proxy authentication (tower-proxy-auth example).
 #[derive(Parser, Debug)]
@@ -140,6 +151,23 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     connect_timeout: u64,
+
+    /// Seconds an unused pooled origin connection is kept for reuse. Keep it below the origins'
+    /// own keep-alive timeout (nginx: 75 s, Apache httpd: 5 s) so the proxy closes first.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    origin_idle_timeout: u64,
+
+    /// Unused connections kept per origin (scheme, host, port) for reuse; beyond this, a
+    /// connection is closed when its response ends. 0 turns pooling off. Keep it near the
+    /// number of concurrent clients: below it, busy origins see connections closed and reopened.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_idle_per_origin: usize,
+
+    /// Seconds a CONNECT tunnel may pass no bytes in either direction before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    tunnel_idle_timeout: u64,
 
     /// Seconds in-flight connections and tunnels get to finish after Ctrl-C.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -266,10 +294,16 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.worker_threads {
-        runtime.worker_threads(n.get());
-    }
+    // One worker: a current-thread runtime, with no work-stealing or cross-thread wake-ups.
+    let mut runtime = match args.worker_threads.map(NonZeroUsize::get) {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(n);
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -304,7 +338,7 @@ async fn run(args: Args, auth: AuthSetup) -> Result<(), String> {
     let (in_flight, mut all_done) = mpsc::channel::<Infallible>(1);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    let proxy = Proxy::new(Duration::from_secs(args.connect_timeout), in_flight.clone());
+    let proxy = Proxy::new(&args, in_flight.clone());
     let mut server = http1::Builder::new();
     server
         .timer(TokioTimer::new())
@@ -581,28 +615,40 @@ struct Proxy {
     client: Client<HttpConnector, Incoming>,
     connector: HttpConnector,
     connect_timeout: Duration,
+    tunnel_idle_timeout: Duration,
     in_flight: mpsc::Sender<Infallible>,
 }
 
 impl Proxy {
-    fn new(connect_timeout: Duration, in_flight: mpsc::Sender<Infallible>) -> Self {
+    fn new(args: &Args, in_flight: mpsc::Sender<Infallible>) -> Self {
+        let connect_timeout = Duration::from_secs(args.connect_timeout);
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
+        // A bounded pool: after a burst of clients leaves, at most `max_idle_per_origin`
+        // connections per origin stay open, and none longer than `origin_idle_timeout`.
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(Duration::from_secs(args.origin_idle_timeout))
+            .pool_max_idle_per_host(args.max_idle_per_origin)
             .build(connector.clone());
         Self {
             client,
             connector,
             connect_timeout,
+            tunnel_idle_timeout: Duration::from_secs(args.tunnel_idle_timeout),
             in_flight,
         }
     }
 
     async fn handle(self, request: Request<Incoming>) -> Response<ProxyBody> {
-        let identity = request.extensions().get::<Identity>().cloned();
+        // The user goes back to the log line, which runs outside the authentication layer;
+        // not needed when that line is filtered out (e.g. `RUST_LOG=warn`).
+        let identity = if Span::current().is_disabled() {
+            None
+        } else {
+            request.extensions().get::<Identity>().cloned()
+        };
         let mut response = if let Some(refusal) = refuse_target(&request) {
             refusal
         } else if request.method() == Method::CONNECT {
@@ -610,7 +656,6 @@ impl Proxy {
         } else {
             self.forward(request).await
         };
-        // Handed back to the log line, which runs outside the authentication layer.
         if let Some(identity) = identity {
             response.extensions_mut().insert(identity);
         }
@@ -705,23 +750,117 @@ impl Proxy {
 
         let upgrade = hyper::upgrade::on(&mut request);
         let in_flight = self.in_flight.clone();
+        let idle_timeout = self.tunnel_idle_timeout;
         tokio::spawn(async move {
             let _in_flight = in_flight;
-            let mut upstream = upstream;
             match upgrade.await {
                 Ok(upgraded) => {
-                    let mut client = TokioIo::new(upgraded);
-                    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                        Ok((up, down)) => {
-                            debug!(target = %authority, up, down, "tunnel closed");
-                        }
-                        Err(e) => debug!(target = %authority, error = %e, "tunnel failed"),
-                    }
+                    relay(TokioIo::new(upgraded), upstream, idle_timeout, &authority).await
                 }
                 Err(e) => debug!(target = %authority, error = %e, "CONNECT upgrade failed"),
             }
         });
         Response::new(empty())
+    }
+}
+
+/// Relays bytes both ways until either side closes, an I/O error, or `idle_timeout` passes
+/// with no byte read from either side.
+async fn relay<C, U>(client: C, upstream: U, idle_timeout: Duration, target: &Authority)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let last_read = LastRead::new();
+    let mut client = Watched::new(client, &last_read);
+    let mut upstream = Watched::new(upstream, &last_read);
+    let copying = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+    tokio::select! {
+        result = copying => match result {
+            Ok((up, down)) => debug!(%target, up, down, "tunnel closed"),
+            Err(e) => debug!(%target, error = %e, "tunnel failed"),
+        },
+        () = last_read.idle_for(idle_timeout) => {
+            debug!(%target, idle_s = idle_timeout.as_secs(), "tunnel closed: idle timeout");
+        }
+    }
+}
+
+/// When a tunnel last read a byte from either side, in milliseconds since the tunnel opened.
+struct LastRead {
+    opened: tokio::time::Instant,
+    at_ms: AtomicU64,
+}
+
+impl LastRead {
+    fn new() -> Self {
+        Self {
+            opened: tokio::time::Instant::now(),
+            at_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once `timeout` has passed since the last read. Wakes once per timeout
+    /// period, not per byte.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let last = self.opened + Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
+            let deadline = last + timeout;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// An I/O object that records in a [`LastRead`] every read that returns bytes.
+struct Watched<'a, T> {
+    io: T,
+    last_read: &'a LastRead,
+}
+
+impl<'a, T> Watched<'a, T> {
+    fn new(io: T, last_read: &'a LastRead) -> Self {
+        Self { io, last_read }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<'_, T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.last_read.touch();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<'_, T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -740,42 +879,51 @@ impl Service<Request<Incoming>> for Proxy {
     }
 }
 
+/// The hop-by-hop fields every hop removes (RFC 9110 §7.6.1), beyond those `Connection` lists.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
 /// Removes the hop-by-hop fields of RFC 9110 §7.6.1: `Connection` and every field it names,
 /// plus `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding` and `Upgrade`.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none, or only `Connection`: one pass over the names decides.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .flat_map(|value| value.as_bytes().split(|&b| b == b','))
         .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("proxy-connection"),
-        HeaderName::from_static("keep-alive"),
-        header::TE,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in listed.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
     }
 }
 
+/// `Via` values per received protocol (RFC 9110 §7.6.3), built at compile time.
+const VIA_09: HeaderValue = HeaderValue::from_static("0.9 tower-proxy-auth");
+const VIA_10: HeaderValue = HeaderValue::from_static("1.0 tower-proxy-auth");
+const VIA_11: HeaderValue = HeaderValue::from_static("1.1 tower-proxy-auth");
+const VIA_2: HeaderValue = HeaderValue::from_static("2 tower-proxy-auth");
+const VIA_3: HeaderValue = HeaderValue::from_static("3 tower-proxy-auth");
+
 /// Appends `Via: <received-protocol> tower-proxy-auth` (RFC 9110 §7.6.3).
 fn append_via(headers: &mut HeaderMap, received: Version) {
-    let protocol = match received {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
+    let value = match received {
+        Version::HTTP_09 => VIA_09,
+        Version::HTTP_10 => VIA_10,
+        Version::HTTP_2 => VIA_2,
+        Version::HTTP_3 => VIA_3,
+        _ => VIA_11,
     };
-    if let Ok(value) = HeaderValue::from_str(&format!("{protocol} {VIA_PSEUDONYM}")) {
-        headers.append(header::VIA, value);
-    }
+    headers.append(header::VIA, value);
 }
 
 fn text(status: StatusCode, message: &'static str) -> Response<ProxyBody> {

@@ -1,0 +1,296 @@
+//! Resource limits of `examples/forward_proxy.rs` on the origin side, through the real proxy:
+//! the pool of origin connections (`--origin-idle-timeout`, `--max-idle-per-origin`) and the
+//! idle timeout of CONNECT tunnels (`--tunnel-idle-timeout`). Together they decide how long
+//! the proxy holds descriptors and memory after its clients have gone.
+//!
+//! The origin and the tunnel target here are raw servers that record each TCP connection they
+//! accept and when it ends, so the tests see what the proxy does with its upstream sockets.
+//! Every proxy runs with `--worker-threads 1`, the current-thread runtime the benchmarks use.
+//! Everything runs on 127.0.0.1 and every wait is bounded.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use support::{basic, proxy_get, request_head, ExampleProcess, TIMEOUT};
+
+const USER: &str = "limits";
+const PASSWORD: &str = "Limits-Pass-41c9";
+
+fn credentials() -> String {
+    basic(USER, PASSWORD.as_bytes())
+}
+
+fn proxy(extra: &[&str]) -> ExampleProcess {
+    let user = format!("{USER}:{PASSWORD}");
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--user",
+        user.as_str(),
+        "--worker-threads",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    ExampleProcess::start("forward_proxy", &args)
+}
+
+/// One accepted TCP connection: once the peer has closed it, when.
+#[derive(Debug, Clone, Copy)]
+struct Lifetime {
+    closed: Option<Instant>,
+}
+
+/// A server on 127.0.0.1:0 that records every connection's lifetime. As an HTTP origin it
+/// answers each request head with a keep-alive `200` and a 2-byte body; as a tunnel target
+/// it echoes what it reads.
+struct RecordingServer {
+    addr: SocketAddr,
+    connections: Arc<Mutex<Vec<Lifetime>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Http,
+    Echo,
+}
+
+impl RecordingServer {
+    async fn start(behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let log = connections.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let index = {
+                    let mut log = log.lock().unwrap();
+                    log.push(Lifetime { closed: None });
+                    log.len() - 1
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    serve(stream, behaviour).await;
+                    log.lock().unwrap()[index].closed = Some(Instant::now());
+                });
+            }
+        });
+        Self {
+            addr,
+            connections,
+            task,
+        }
+    }
+
+    fn connections(&self) -> Vec<Lifetime> {
+        self.connections.lock().unwrap().clone()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits (at most `limit`) until every connection accepted so far has been closed.
+    async fn all_closed_within(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.connections().iter().all(|c| c.closed.is_some()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+impl Drop for RecordingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves one connection until the peer closes it (or 60 s pass).
+async fn serve(mut stream: TcpStream, behaviour: Behaviour) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut chunk)).await;
+        let n = match read {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return,
+        };
+        match behaviour {
+            Behaviour::Echo => {
+                if stream.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+            }
+            Behaviour::Http => {
+                buf.extend_from_slice(&chunk[..n]);
+                // Requests without a body: one answer per complete head.
+                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    buf.drain(..end + 4);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn get_ok(p: &ExampleProcess, url: &str) {
+    let response = proxy_get(p.addr(), url, &[("Proxy-Authorization", &credentials())]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.text(), "ok");
+}
+
+#[tokio::test]
+async fn an_idle_origin_connection_is_reused_then_closed_after_the_origin_idle_timeout() {
+    let origin = RecordingServer::start(Behaviour::Http).await;
+    let p = proxy(&["--origin-idle-timeout", "1"]);
+    // Two clients one after the other: the second request reuses the pooled connection.
+    get_ok(&p, &origin.url("/one")).await;
+    get_ok(&p, &origin.url("/two")).await;
+    let connections = origin.connections();
+    assert_eq!(connections.len(), 1, "{connections:?}");
+    let last_use = Instant::now();
+    // hyper-util's pool sweeps every timeout period, so an entry goes within 2 timeouts.
+    assert!(
+        origin.all_closed_within(Duration::from_secs(5)).await,
+        "the pooled connection was still open 5 s after its last use: {:?}",
+        origin.connections()
+    );
+    let closed = origin.connections()[0].closed.expect("closed");
+    let idle_for = closed.duration_since(last_use);
+    assert!(
+        idle_for >= Duration::from_millis(900),
+        "closed after only {idle_for:?} idle"
+    );
+    // A new request after that opens a new connection and works.
+    get_ok(&p, &origin.url("/three")).await;
+    assert_eq!(origin.connections().len(), 2);
+}
+
+#[tokio::test]
+async fn without_pooling_every_request_gets_its_own_origin_connection() {
+    let origin = RecordingServer::start(Behaviour::Http).await;
+    let p = proxy(&["--max-idle-per-origin", "0"]);
+    for path in ["/a", "/b", "/c"] {
+        get_ok(&p, &origin.url(path)).await;
+    }
+    assert_eq!(origin.connections().len(), 3);
+    // Nothing is kept: each connection closes once its response is done.
+    assert!(
+        origin.all_closed_within(TIMEOUT).await,
+        "{:?}",
+        origin.connections()
+    );
+}
+
+/// Opens a CONNECT tunnel to `target`; returns the client socket once `200` has been read.
+async fn open_tunnel(p: &ExampleProcess, target: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(p.addr()).await.expect("connect");
+    let target = target.to_string();
+    let head = request_head(
+        "CONNECT",
+        &target,
+        &[("Host", &target), ("Proxy-Authorization", &credentials())],
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(TIMEOUT, stream.read(&mut byte))
+            .await
+            .expect("CONNECT answer timed out")
+            .expect("read");
+        assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&answer));
+        answer.push(byte[0]);
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    stream
+}
+
+/// Sends `bytes` through the tunnel and reads the echo back.
+async fn echo(tunnel: &mut TcpStream, bytes: &[u8]) {
+    tunnel.write_all(bytes).await.expect("write");
+    let mut back = vec![0u8; bytes.len()];
+    tokio::time::timeout(TIMEOUT, tunnel.read_exact(&mut back))
+        .await
+        .expect("echo timed out")
+        .expect("echo");
+    assert_eq!(back, bytes);
+}
+
+#[tokio::test]
+async fn a_silent_tunnel_is_closed_after_the_tunnel_idle_timeout() {
+    let target = RecordingServer::start(Behaviour::Echo).await;
+    let p = proxy(&["--tunnel-idle-timeout", "1"]);
+    let mut tunnel = open_tunnel(&p, target.addr).await;
+    echo(&mut tunnel, b"hello").await;
+    let last_byte = Instant::now();
+
+    let mut rest = [0u8; 16];
+    let end = tokio::time::timeout(Duration::from_secs(5), tunnel.read(&mut rest))
+        .await
+        .expect("the silent tunnel was still open 5 s after its last byte");
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    let idle_for = last_byte.elapsed();
+    assert!(
+        idle_for >= Duration::from_millis(900),
+        "closed after only {idle_for:?} idle"
+    );
+    // The target's side is closed too, and the proxy goes on serving tunnels.
+    assert!(target.all_closed_within(TIMEOUT).await);
+    let mut again = open_tunnel(&p, target.addr).await;
+    echo(&mut again, b"again").await;
+    assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+}
+
+#[tokio::test]
+async fn a_busy_tunnel_outlives_the_tunnel_idle_timeout() {
+    let target = RecordingServer::start(Behaviour::Echo).await;
+    let p = proxy(&["--tunnel-idle-timeout", "1"]);
+    let mut tunnel = open_tunnel(&p, target.addr).await;
+    // Bytes every 300 ms for 3 s: three times the idle timeout, never idle for one.
+    let started = Instant::now();
+    let mut round = 0u32;
+    while started.elapsed() < Duration::from_secs(3) {
+        echo(&mut tunnel, format!("round {round}").as_bytes()).await;
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(round >= 8, "only {round} rounds");
+    assert_eq!(target.connections().len(), 1);
+    assert!(target.connections()[0].closed.is_none());
+}
+
+#[tokio::test]
+async fn limit_flags_refuse_unusable_values() {
+    for (flag, value) in [
+        ("--origin-idle-timeout", "0"),
+        ("--tunnel-idle-timeout", "0"),
+        ("--max-idle-per-origin", "-1"),
+        ("--max-idle-per-origin", "many"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let run = support::run_example_to_exit("forward_proxy", &[arg.as_str()], TIMEOUT);
+        assert_eq!(run.status.code(), Some(2), "{arg}: {}", run.stderr);
+        assert!(run.stderr.contains(flag), "{arg}: {}", run.stderr);
+    }
+}
