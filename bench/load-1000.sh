@@ -9,13 +9,19 @@
 #      examples/forward_proxy with --user bench:bench-pass on PROXY_PORT;
 #   3. RUNS times: wrk -t THREADS -c CONNS -d DURATION with ../shared/bench/wrk-proxy.lua
 #      (absolute-form GET, Proxy-Authorization for bench/bench-pass), sampling the proxy's VmRSS,
-#      descriptor and thread counts every SAMPLE seconds; then SETTLE seconds with no clients,
-#      and one more sample;
+#      descriptor and thread counts every SAMPLE seconds; then, with no clients, waits until
+#      the proxy is back to its idle descriptor count (the pooled origin connections have
+#      timed out; at most RELEASE_MAX seconds), SETTLE seconds more for the allocator to hand
+#      freed pages back, and samples again;
 #   4. prints one result line per run and a verdict, and stops both processes by PID (also on
 #      Ctrl-C, SIGTERM or an error).
 #
 # Usage: bench/load-1000.sh            (build first: cargo build --release --example forward_proxy)
-# Environment (defaults): CONNS=1000 THREADS=2 DURATION=30 SETTLE=10 RUNS=2 SAMPLE=0.5
+# Environment (defaults): CONNS=1000 THREADS=2 DURATION=30 SETTLE=15 RUNS=2 SAMPLE=0.5
+#   RELEASE_MAX=150 (seconds to wait for the descriptors to return to idle)
+#   WARM=1 (0: the idle level is sampled right after one request; 1: also after a warm-up load,
+#     wrk -t1 -c16 for 5 s like ../shared/bench, once its connections are released; both are
+#     reported, the verdict uses the warm level)
 #   WRK_TIMEOUT=5s PROXY_PORT=3903 ORIGIN_PORT=18090 NOFILE=65536 (capped at the hard limit) RUST_LOG=warn
 #   PROXY_BIN=target/release/examples/forward_proxy PROXY_ARGS="" (extra proxy flags)
 #   WRK_LUA=../shared/bench/wrk-proxy.lua  KEEP_DIR=0 (1: keep the /tmp run directory)
@@ -34,7 +40,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CONNS=${CONNS:-1000}
 THREADS=${THREADS:-2}
 DURATION=${DURATION:-30}
-SETTLE=${SETTLE:-10}
+SETTLE=${SETTLE:-15}
+RELEASE_MAX=${RELEASE_MAX:-150}
+WARM=${WARM:-1}
 RUNS=${RUNS:-2}
 SAMPLE=${SAMPLE:-0.5}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
@@ -56,12 +64,12 @@ BENCH_PASS=bench-pass
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-for v in CONNS THREADS DURATION SETTLE RUNS PROXY_PORT ORIGIN_PORT NOFILE DRAIN; do
+for v in CONNS THREADS DURATION SETTLE RUNS PROXY_PORT ORIGIN_PORT NOFILE DRAIN RELEASE_MAX WARM; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number"
 done
 ((THREADS >= 1 && CONNS >= THREADS && DURATION >= 1 && DURATION <= 600 && RUNS >= 1 && RUNS <= 10 \
-  && SETTLE <= 600 && DRAIN <= 600)) \
-  || die "need CONNS>=THREADS>=1, 1<=DURATION<=600, 1<=RUNS<=10, SETTLE<=600, DRAIN<=600"
+  && SETTLE <= 600 && DRAIN <= 600 && RELEASE_MAX <= 600)) \
+  || die "need CONNS>=THREADS>=1, 1<=DURATION<=600, 1<=RUNS<=10, SETTLE, DRAIN, RELEASE_MAX <= 600"
 for c in nginx wrk curl awk ss timeout; do
   command -v "$c" >/dev/null || die "missing '$c' (../shared/bench/install-deps.sh installs it)"
 done
@@ -168,6 +176,15 @@ snapshot() {   # pid -> "rss_kb fds threads"
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k / 1024}'; }
 ms() { awk -v v="$1" 'BEGIN{printf "%.2f", v / 1000}'; }
 
+released() {   # pid idle_fds -> seconds until the descriptor count is back to idle (or "-")
+  local t0=$SECONDS
+  while (($(fds "$1") > $2)); do
+    ((SECONDS - t0 >= RELEASE_MAX)) && { echo -; return; }
+    sleep 1
+  done
+  echo $((SECONDS - t0))
+}
+
 probe() {   # one request through the proxy with the right credentials -> status code
   curl -s -o /dev/null -w '%{http_code}' --max-time 5 --noproxy '' \
     -x "http://127.0.0.1:$PROXY_PORT" --proxy-user "$BENCH_USER:$BENCH_PASS" \
@@ -183,13 +200,22 @@ code=$(probe)
 [[ $code == 200 ]] || die "probe through the proxy answered '$code', not 200 (see $RUN_DIR/proxy.log)"
 sleep 1
 read -r IDLE_RSS IDLE_FDS IDLE_THREADS <<<"$(snapshot "$PID")"
+COLD_RSS=$IDLE_RSS
 log "proxy pid $PID idle: VmRSS $(mib "$IDLE_RSS") MiB, $IDLE_FDS fds, $IDLE_THREADS threads"
 
 B64=$(printf '%s:%s' "$BENCH_USER" "$BENCH_PASS" | base64 -w0)
+if ((WARM)); then
+  BENCH_TARGET="http://127.0.0.1:$ORIGIN_PORT/" BENCH_AUTH=$B64 \
+    timeout 40 wrk -t1 -c16 -d5s -s "$WRK_LUA" "http://127.0.0.1:$PROXY_PORT/" >"$RUN_DIR/wrk-warm.txt" 2>&1 \
+    || die "warm-up wrk failed (see $RUN_DIR/wrk-warm.txt)"
+  took=$(released "$PID" "$IDLE_FDS")
+  sleep "$SETTLE"
+  read -r IDLE_RSS IDLE_FDS IDLE_THREADS <<<"$(snapshot "$PID")"
+  log "after a warm-up (wrk -t1 -c16 -d5s; connections released after ${took}s, + ${SETTLE}s): VmRSS $(mib "$IDLE_RSS") MiB, $IDLE_FDS fds, $IDLE_THREADS threads; the verdict compares with this level"
+fi
 VERDICT=0
-printf '| run | requests | non-2xx | socket errors | req/s | p50 ms | p99 ms | max ms | RSS idle MiB | RSS peak MiB | RSS +%ss MiB | vs idle | fds idle/peak/+%ss | threads idle/peak/+%ss |\n' \
-  "$SETTLE" "$SETTLE" "$SETTLE"
-printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n'
+printf '| run | requests | non-2xx | socket errors | req/s | p50 ms | p99 ms | max ms | RSS cold / idle MiB | RSS peak MiB | released after s | RSS after MiB | vs cold / idle | fds idle/peak/after | threads idle/peak/after |\n'
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n'
 for ((run = 1; run <= RUNS; run++)); do
   read -r before_rss before_fds before_threads <<<"$(snapshot "$PID")"
   # Reset VmHWM (the kernel's peak RSS) so it measures this run only (Linux >= 4.0).
@@ -211,6 +237,7 @@ for ((run = 1; run <= RUNS; run++)); do
   wait "$wrk_pid" || log "wrk exited non-zero (see $out)"
   hwm=$(status_kb "$PID" VmHWM)
   ((hwm > peak_rss)) && peak_rss=$hwm
+  took=$(released "$PID" "$IDLE_FDS")
   sleep "$SETTLE"
   kill -0 "$PID" 2>/dev/null || die "the proxy died (see $RUN_DIR/proxy.log)"
   read -r after_rss after_fds after_threads <<<"$(snapshot "$PID")"
@@ -221,27 +248,28 @@ for ((run = 1; run <= RUNS; run++)); do
   for kv in $line; do [[ $kv == *=* ]] && R[${kv%%=*}]=${kv#*=}; done
   errs=$((R[err_connect] + R[err_read] + R[err_write] + R[err_timeout]))
   rps=$(awk -v r="${R[requests]}" -v d="${R[duration_us]}" 'BEGIN{printf "%.0f", r / (d / 1e6)}')
-  vs=$(awk -v a="$after_rss" -v i="$IDLE_RSS" 'BEGIN{printf "%+.0f%%", (a - i) / i * 100}')
-  printf '| %d | %d | %d | %d (c%d r%d w%d t%d) | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d/%d | %d/%d/%d |\n' \
+  vs=$(awk -v a="$after_rss" -v c="$COLD_RSS" -v i="$IDLE_RSS" \
+    'BEGIN{printf "%+.0f%% / %+.0f%%", (a - c) / c * 100, (a - i) / i * 100}')
+  printf '| %d | %d | %d | %d (c%d r%d w%d t%d) | %s | %s | %s | %s | %s / %s | %s | %s + %s | %s | %s | %d/%d/%d | %d/%d/%d |\n' \
     "$run" "${R[requests]}" "${R[non2xx]}" "$errs" "${R[err_connect]}" "${R[err_read]}" \
     "${R[err_write]}" "${R[err_timeout]}" "$rps" "$(ms "${R[p50_us]}")" "$(ms "${R[p99_us]}")" \
-    "$(ms "${R[max_us]}")" "$(mib "$IDLE_RSS")" "$(mib "$peak_rss")" "$(mib "$after_rss")" "$vs" \
+    "$(ms "${R[max_us]}")" "$(mib "$COLD_RSS")" "$(mib "$IDLE_RSS")" "$(mib "$peak_rss")" "$took" "$SETTLE" \
+    "$(mib "$after_rss")" "$vs" \
     "$IDLE_FDS" "$peak_fds" "$after_fds" "$IDLE_THREADS" "$peak_threads" "$after_threads"
   if ((errs > 0 || R[non2xx] > 0 || R[requests] == 0)); then
     log "run $run: FAIL: $errs socket errors, ${R[non2xx]} non-2xx"; VERDICT=1
   fi
   if awk -v a="$after_rss" -v i="$IDLE_RSS" 'BEGIN{exit !(a > i * 1.10)}'; then
-    log "run $run: RSS ${SETTLE}s after the clients left is $(mib "$after_rss") MiB, more than idle + 10% ($(mib "$IDLE_RSS") MiB)"
+    log "run $run: RSS after the clients left is $(mib "$after_rss") MiB, more than idle + 10% ($(mib "$IDLE_RSS") MiB)"
     VERDICT=1
   fi
   unset R
 done
 if ((DRAIN > 0)); then
-  # The proxy keeps idle origin connections pooled for 90 s; sample again once they are gone.
-  log "waiting $DRAIN s more (pooled origin connections time out after 90 s idle)"
+  log "waiting $DRAIN s more"
   sleep "$DRAIN"
   read -r d_rss d_fds d_threads <<<"$(snapshot "$PID")"
-  log "after the last run + $SETTLE s + $DRAIN s: VmRSS $(mib "$d_rss") MiB ($(awk -v a="$d_rss" -v i="$IDLE_RSS" 'BEGIN{printf "%+.0f%%", (a - i) / i * 100}') vs idle), $d_fds fds, $d_threads threads"
+  log "after the last run, its release, + $SETTLE s + $DRAIN s: VmRSS $(mib "$d_rss") MiB ($(awk -v a="$d_rss" -v i="$IDLE_RSS" 'BEGIN{printf "%+.0f%%", (a - i) / i * 100}') vs idle), $d_fds fds, $d_threads threads"
 fi
 if ((TRIM_PROBE)); then
   command -v gdb >/dev/null || die "TRIM_PROBE=1 needs gdb"
