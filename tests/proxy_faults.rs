@@ -25,8 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use support::{
-    basic, closed_port, proxy_get, request_head, ExampleProcess, Origin, RawConn, ORIGIN_BODY,
-    TIMEOUT,
+    basic, closed_port, proxy_get, read_until, read_until_bounded, request_head, ExampleProcess,
+    Origin, RawConn, ORIGIN_BODY, TIMEOUT,
 };
 
 /// A password only these tests use, so finding it in the logs cannot be a coincidence.
@@ -39,10 +39,7 @@ fn credentials() -> String {
 
 /// Starts the proxy on 127.0.0.1:0 with the test user and `extra` arguments.
 fn proxy(extra: &[&str]) -> ExampleProcess {
-    let user = format!("{USER}:{PASSWORD}");
-    let mut args = vec!["--listen", "127.0.0.1:0", "--user", user.as_str()];
-    args.extend_from_slice(extra);
-    ExampleProcess::start("forward_proxy", &args)
+    support::start_proxy_with_user(USER, PASSWORD, extra)
 }
 
 /// Asserts what must hold of the proxy's logs after any fault: no panic, no secret.
@@ -156,28 +153,6 @@ async fn reset_connection(mut stream: TcpStream, mode: ResetAfter) {
     drop(stream);
 }
 
-/// Reads until `needle` has been seen; returns everything read. Errors at end of stream.
-async fn read_until(stream: &mut TcpStream, needle: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut seen = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !seen.windows(needle.len()).any(|w| w == needle) {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        seen.extend_from_slice(&chunk[..n]);
-    }
-    Ok(seen)
-}
-
-/// Reads until `needle` with [`TIMEOUT`] as the bound, panicking on timeout or end of stream.
-async fn read_until_bounded(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
-    tokio::time::timeout(TIMEOUT, read_until(stream, needle))
-        .await
-        .unwrap_or_else(|_| panic!("{:?} not received in time", String::from_utf8_lossy(needle)))
-        .unwrap_or_else(|e| panic!("{:?} not received: {e}", String::from_utf8_lossy(needle)))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The fault scenarios. Each asserts its own outcome; `assert_still_serving` and
 // `assert_clean_logs` are checked by the callers.
@@ -215,27 +190,9 @@ async fn origin_resets(p: &ExampleProcess, reset: &ResetServer, good: &Origin) {
     assert_eq!(response.text(), ORIGIN_BODY);
 }
 
-/// Opens a CONNECT tunnel on a fresh connection; returns the socket once 200 has been read.
+/// Opens a CONNECT tunnel with the test user's credentials.
 async fn open_tunnel(p: &ExampleProcess, target: std::net::SocketAddr) -> TcpStream {
-    let mut stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(p.addr()))
-        .await
-        .expect("connect timed out")
-        .expect("connect to the proxy");
-    let target = target.to_string();
-    let head = request_head(
-        "CONNECT",
-        &target,
-        &[("Host", &target), ("Proxy-Authorization", &credentials())],
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    // Nothing follows a CONNECT 200 until the client sends, so this cannot over-read.
-    let answer = read_until_bounded(&mut stream, b"\r\n\r\n").await;
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(
-        answer.starts_with("HTTP/1.1 200"),
-        "CONNECT answered {answer:?}"
-    );
-    stream
+    support::open_tunnel(p.addr(), target, &credentials()).await
 }
 
 /// A CONNECT target that resets mid-tunnel (after bytes went both ways): the client's end of

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use support::{basic, proxy_get, request_head, ExampleProcess, TIMEOUT};
+use support::{basic, proxy_get, ExampleProcess, TIMEOUT};
 
 const USER: &str = "limits";
 const PASSWORD: &str = "Limits-Pass-41c9";
@@ -27,17 +27,9 @@ fn credentials() -> String {
 }
 
 fn proxy(extra: &[&str]) -> ExampleProcess {
-    let user = format!("{USER}:{PASSWORD}");
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--user",
-        user.as_str(),
-        "--worker-threads",
-        "1",
-    ];
+    let mut args = vec!["--worker-threads", "1"];
     args.extend_from_slice(extra);
-    ExampleProcess::start("forward_proxy", &args)
+    support::start_proxy_with_user(USER, PASSWORD, &args)
 }
 
 /// One accepted TCP connection: once the peer has closed it, when.
@@ -198,32 +190,8 @@ async fn without_pooling_every_request_gets_its_own_origin_connection() {
     );
 }
 
-/// Opens a CONNECT tunnel to `target`; returns the client socket once `200` has been read.
 async fn open_tunnel(p: &ExampleProcess, target: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(p.addr()).await.expect("connect");
-    let target = target.to_string();
-    let head = request_head(
-        "CONNECT",
-        &target,
-        &[("Host", &target), ("Proxy-Authorization", &credentials())],
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    let mut byte = [0u8; 1];
-    while !answer.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(TIMEOUT, stream.read(&mut byte))
-            .await
-            .expect("CONNECT answer timed out")
-            .expect("read");
-        assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&answer));
-        answer.push(byte[0]);
-    }
-    assert!(
-        answer.starts_with(b"HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&answer)
-    );
-    stream
+    support::open_tunnel(p.addr(), target, &credentials()).await
 }
 
 /// Sends `bytes` through the tunnel and reads the echo back.

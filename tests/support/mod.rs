@@ -322,6 +322,71 @@ pub fn run_example_to_exit(name: &str, args: &[&str], timeout: Duration) -> Fini
     }
 }
 
+/// Starts the example forward proxy on 127.0.0.1:0 with one user and `extra` arguments.
+pub fn start_proxy_with_user(user: &str, password: &str, extra: &[&str]) -> ExampleProcess {
+    let user = format!("{user}:{password}");
+    let mut args = vec!["--listen", "127.0.0.1:0", "--user", user.as_str()];
+    args.extend_from_slice(extra);
+    ExampleProcess::start("forward_proxy", &args)
+}
+
+/// Opens a CONNECT tunnel to `target` through the proxy at `proxy` on a new connection, sending
+/// `proxy_authorization`; returns the socket once the `200` head has been read.
+///
+/// # Panics
+///
+/// On any other answer, or when connecting or the answer takes longer than [`TIMEOUT`].
+pub async fn open_tunnel(
+    proxy: SocketAddr,
+    target: SocketAddr,
+    proxy_authorization: &str,
+) -> TcpStream {
+    let mut stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(proxy))
+        .await
+        .expect("connect timed out")
+        .expect("connect to the proxy");
+    let target = target.to_string();
+    let head = request_head(
+        "CONNECT",
+        &target,
+        &[
+            ("Host", &target),
+            ("Proxy-Authorization", proxy_authorization),
+        ],
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    // Nothing follows a CONNECT 200 until the client sends, so this cannot over-read.
+    let answer = read_until_bounded(&mut stream, b"\r\n\r\n").await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "CONNECT answered {answer:?}"
+    );
+    stream
+}
+
+/// Reads until `needle` has been seen; returns everything read. Errors at end of stream.
+pub async fn read_until(stream: &mut TcpStream, needle: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !seen.windows(needle.len()).any(|w| w == needle) {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    Ok(seen)
+}
+
+/// Reads until `needle` with [`TIMEOUT`] as the bound, panicking on timeout or end of stream.
+pub async fn read_until_bounded(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
+    tokio::time::timeout(TIMEOUT, read_until(stream, needle))
+        .await
+        .unwrap_or_else(|_| panic!("{:?} not received in time", String::from_utf8_lossy(needle)))
+        .unwrap_or_else(|e| panic!("{:?} not received: {e}", String::from_utf8_lossy(needle)))
+}
+
 /// A port on 127.0.0.1 that nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
