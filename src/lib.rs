@@ -79,7 +79,9 @@ pub use layer::{
     BuildError, ProxyAuth, ProxyAuthLayer, ProxyAuthLayerBuilder, ResponseFuture,
     DEFAULT_MAX_CREDENTIALS_BYTES,
 };
-pub use throttle::{FailureThrottle, DEFAULT_CAPACITY, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
+pub use throttle::{
+    FailureThrottle, DEFAULT_CAPACITY, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW, MAX_WINDOW,
+};
 #[cfg(feature = "htpasswd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
 #[doc(inline)]

@@ -19,6 +19,9 @@ pub const DEFAULT_MAX_FAILURES: u32 = 10;
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 /// Default bound on tracked user names and, separately, on tracked client addresses: 65,536.
 pub const DEFAULT_CAPACITY: u64 = 65_536;
+/// Longest window: 365 days. Longer windows are shortened to it (the caches behind the
+/// throttle refuse lifetimes beyond 1,000 years, and `Retry-After` must stay computable).
+pub const MAX_WINDOW: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 
@@ -101,14 +104,16 @@ impl Drop for Attempt {
 
 impl FailureThrottle {
     /// Allows `max_failures` wrong credentials per user name and per client address within
-    /// `window`; the next attempt inside the window gets 429. `max_failures` of 0 is taken as 1.
-    /// The client address is read from the [`ClientAddr`] extension.
+    /// `window`; the next attempt inside the window gets 429. `max_failures` of 0 is taken as 1;
+    /// a `window` over [`MAX_WINDOW`] is taken as [`MAX_WINDOW`], a zero window throttles
+    /// nothing. The client address is read from the [`ClientAddr`] extension.
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self::with_capacity(max_failures, window, DEFAULT_CAPACITY)
     }
 
     /// As [`new`](Self::new), tracking at most `capacity` user names and `capacity` addresses.
     pub fn with_capacity(max_failures: u32, window: Duration, capacity: u64) -> Self {
+        let window = window.min(MAX_WINDOW);
         let live = Arc::new(AtomicUsize::new(0));
         Self {
             max_failures: max_failures.max(1),
@@ -273,5 +278,37 @@ impl fmt::Debug for FailureThrottle {
             .field("tracked_users", &self.by_user.entry_count())
             .field("tracked_addrs", &self.by_addr.entry_count())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Parts {
+        http::Request::new(()).into_parts().0
+    }
+
+    #[test]
+    fn any_window_length_is_usable_without_panicking() {
+        for window in [
+            Duration::MAX,
+            MAX_WINDOW + Duration::from_secs(1),
+            MAX_WINDOW,
+        ] {
+            let throttle = FailureThrottle::new(2, window);
+            let parts = request();
+            assert_eq!(throttle.retry_after("alice", &parts), None);
+            throttle.record_failure("alice", &parts);
+            throttle.record_failure("alice", &parts);
+            let wait = throttle.retry_after("alice", &parts).expect("throttled");
+            assert!(wait <= MAX_WINDOW && wait > MAX_WINDOW - Duration::from_secs(60));
+        }
+        // A zero window: every failure's window has already ended.
+        let throttle = FailureThrottle::new(1, Duration::ZERO);
+        let parts = request();
+        throttle.record_failure("alice", &parts);
+        throttle.record_failure("alice", &parts);
+        assert_eq!(throttle.retry_after("alice", &parts), None);
     }
 }
