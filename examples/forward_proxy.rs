@@ -92,6 +92,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// The demo user the proxy starts with when no `--user` is given.
 const DEMO_USER: (&str, &str) = ("alice", "s3cret");
 
+/// The longest duration any `SECONDS` flag takes: 365 days. Beyond it some timers (hyper's
+/// header read timeout among them) would overflow the clock and panic.
+const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
+
 /// A forward HTTP/1.1 proxy with Basic proxy authentication (tower-proxy-auth example).
 #[derive(Parser, Debug)]
 #[command(name = "forward_proxy", version)]
@@ -130,7 +134,7 @@ struct Args {
 
     /// Length of the failure-counting window, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = tower_proxy_auth::DEFAULT_WINDOW.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     auth_failure_window: u64,
 
     /// Largest Proxy-Authorization accepted, in bytes; larger gets 431 and the connection closes.
@@ -144,18 +148,18 @@ struct Args {
     /// Seconds a client may take to send a request's header section; also bounds how long an
     /// idle keep-alive connection is held.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     header_read_timeout: u64,
 
     /// Seconds to wait for a TCP connection to an origin or a CONNECT target.
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     connect_timeout: u64,
 
     /// Seconds an unused pooled origin connection is kept for reuse. Keep it below the origins'
     /// own keep-alive timeout (nginx: 75 s, Apache httpd: 5 s) so the proxy closes first.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     origin_idle_timeout: u64,
 
     /// Unused connections kept per origin (scheme, host, port) for reuse; beyond this, a
@@ -166,11 +170,12 @@ struct Args {
 
     /// Seconds a CONNECT tunnel may pass no bytes in either direction before it is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 600,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     tunnel_idle_timeout: u64,
 
     /// Seconds in-flight connections and tunnels get to finish after Ctrl-C.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
     shutdown_grace: u64,
 }
 
@@ -806,11 +811,17 @@ impl LastRead {
     }
 
     /// Completes once `timeout` has passed since the last read. Wakes once per timeout
-    /// period, not per byte.
+    /// period, not per byte. A timeout beyond what the clock can represent never completes.
     async fn idle_for(&self, timeout: Duration) {
         loop {
-            let last = self.opened + Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
-            let deadline = last + timeout;
+            let since_open = Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
+            let Some(deadline) = self
+                .opened
+                .checked_add(since_open)
+                .and_then(|last| last.checked_add(timeout))
+            else {
+                return std::future::pending().await;
+            };
             if tokio::time::Instant::now() >= deadline {
                 return;
             }

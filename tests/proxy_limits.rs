@@ -249,12 +249,53 @@ async fn a_busy_tunnel_outlives_the_tunnel_idle_timeout() {
 }
 
 #[tokio::test]
+async fn the_largest_timeouts_are_accepted_and_never_panic() {
+    let origin = RecordingServer::start(Behaviour::Http).await;
+    let target = RecordingServer::start(Behaviour::Echo).await;
+    // 365 days, the largest any SECONDS flag takes.
+    let max = (365 * 24 * 60 * 60).to_string();
+    let p = proxy(&[
+        "--origin-idle-timeout",
+        &max,
+        "--tunnel-idle-timeout",
+        &max,
+        "--auth-failure-window",
+        &max,
+        "--header-read-timeout",
+        &max,
+        "--connect-timeout",
+        &max,
+    ]);
+    get_ok(&p, &origin.url("/max")).await;
+    let mut tunnel = open_tunnel(&p, target.addr).await;
+    echo(&mut tunnel, b"max").await;
+    let wrong = basic(USER, b"wrong");
+    let response = proxy_get(
+        p.addr(),
+        &origin.url("/"),
+        &[("Proxy-Authorization", &wrong)],
+    )
+    .await;
+    assert_eq!(response.status, 407);
+    // Give the tunnel task time to compute its deadline, then look for a panic.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    echo(&mut tunnel, b"still open").await;
+    assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+}
+
+#[tokio::test]
 async fn limit_flags_refuse_unusable_values() {
     for (flag, value) in [
         ("--origin-idle-timeout", "0"),
         ("--tunnel-idle-timeout", "0"),
         ("--max-idle-per-origin", "-1"),
         ("--max-idle-per-origin", "many"),
+        // One second over 365 days, and the value that once overflowed hyper's timer.
+        ("--header-read-timeout", "31536001"),
+        ("--header-read-timeout", "18446744073709551615"),
+        ("--tunnel-idle-timeout", "18446744073709551615"),
+        ("--auth-failure-window", "18446744073709551615"),
+        ("--shutdown-grace", "31536001"),
     ] {
         let arg = format!("{flag}={value}");
         let run = support::run_example_to_exit("forward_proxy", &[arg.as_str()], TIMEOUT);
