@@ -5,7 +5,8 @@
 //!   pool of reused connections, with the hop-by-hop fields of RFC 9110 §7.6.1 removed in both
 //!   directions (`Connection` and every field it lists, `Proxy-Connection`, `Keep-Alive`, `TE`,
 //!   `Transfer-Encoding`, `Upgrade`) and a `Via` field added (RFC 9110 §7.6.3). The layer has
-//!   already removed `Proxy-Authorization`.
+//!   already removed `Proxy-Authorization`. When the origin closes a pooled connection just as
+//!   it is reused, an idempotent request without a body is sent once more on a new one.
 //! - `CONNECT host:port` opens a TCP connection to the target first (bounded by the connect
 //!   timeout), answers 200 only once it is open, and then relays bytes both ways. A target that
 //!   cannot be reached gets 502, never a 200 followed by a dead socket.
@@ -47,7 +48,6 @@ use std::fmt;
 use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -137,13 +137,16 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     auth_failure_window: u64,
 
-    /// Largest Proxy-Authorization accepted, in bytes; larger gets 431 and the connection closes.
-    #[arg(long, value_name = "BYTES", default_value_t = tower_proxy_auth::DEFAULT_MAX_CREDENTIALS_BYTES)]
-    max_credentials_bytes: usize,
+    /// Largest Proxy-Authorization accepted, in bytes (at least 64); larger gets 431 and the
+    /// connection closes.
+    #[arg(long, value_name = "BYTES", default_value_t = tower_proxy_auth::DEFAULT_MAX_CREDENTIALS_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(64..))]
+    max_credentials_bytes: u64,
 
-    /// Number of tokio worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
-    worker_threads: Option<NonZeroUsize>,
+    /// Number of tokio worker threads, 1 to 1024 (default: one per core). 1 runs everything
+    /// on one thread (tokio's current-thread runtime).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
 
     /// Seconds a client may take to send a request's header section; also bounds how long an
     /// idle keep-alive connection is held.
@@ -156,8 +159,10 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     connect_timeout: u64,
 
-    /// Seconds an unused pooled origin connection is kept for reuse. Keep it below the origins'
-    /// own keep-alive timeout (nginx: 75 s, Apache httpd: 5 s) so the proxy closes first.
+    /// Seconds an unused pooled origin connection is kept for reuse; it is closed between 1 and
+    /// 2 times this after its last use (the pool is swept once per period). An origin that
+    /// closes sooner (Apache httpd: 5 s, nginx: 75 s) can do so just as a request reuses the
+    /// connection: idempotent requests without a body are then retried once, others get 502.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     origin_idle_timeout: u64,
@@ -218,6 +223,9 @@ fn parse_user(value: &str) -> Result<UserArg, String> {
 /// The body the proxy service answers with: the origin's, or a short text of its own.
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
+/// The body sent to an origin: the client's, or none when a request is sent again.
+type OriginBody = http_body_util::Either<Incoming, Empty<Bytes>>;
+
 /// How authentication is set up, decided from the command line before the runtime starts.
 struct AuthSetup {
     layer: Option<ProxyAuthLayer<BoxValidator>>,
@@ -266,7 +274,7 @@ fn auth_setup(args: &Args) -> Result<AuthSetup, String> {
     };
     let mut builder = ProxyAuthLayer::builder(validator)
         .realm(args.realm.as_str())
-        .max_credentials_bytes(args.max_credentials_bytes);
+        .max_credentials_bytes(usize::try_from(args.max_credentials_bytes).unwrap_or(usize::MAX));
     if args.max_auth_failures > 0 {
         builder = builder.throttle(FailureThrottle::new(
             args.max_auth_failures,
@@ -300,11 +308,11 @@ fn main() -> ExitCode {
     };
 
     // One worker: a current-thread runtime, with no work-stealing or cross-thread wake-ups.
-    let mut runtime = match args.worker_threads.map(NonZeroUsize::get) {
+    let mut runtime = match args.worker_threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
             let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            runtime.worker_threads(n);
+            runtime.worker_threads(usize::from(n));
             runtime
         }
         None => tokio::runtime::Builder::new_multi_thread(),
@@ -617,7 +625,7 @@ async fn serve_connection<S, B>(
 /// Forwards absolute-form requests through a pooled client and opens CONNECT tunnels.
 #[derive(Clone)]
 struct Proxy {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, OriginBody>,
     connector: HttpConnector,
     connect_timeout: Duration,
     tunnel_idle_timeout: Duration,
@@ -690,7 +698,19 @@ impl Proxy {
         append_via(headers, received);
         *request.version_mut() = Version::HTTP_11;
 
-        match self.client.request(request).await {
+        // A pooled connection can be closed by the origin just as it is reused (an origin
+        // whose keep-alive timeout is shorter than --origin-idle-timeout). An idempotent request
+        // without a body is then sent once more on a new connection (RFC 9110 §9.2.2); anything
+        // else gets the 502.
+        let replay = Replay::of(&request);
+        let mut result = self.client.request(request.map(OriginBody::Left)).await;
+        if let (Err(e), Some(replay)) = (&result, replay) {
+            if closed_before_response(e) {
+                debug!(error = %ErrorChain(e), "origin closed a reused connection; retrying once");
+                result = self.client.request(replay.into_request()).await;
+            }
+        }
+        match result {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 remove_hop_by_hop(&mut parts.headers);
@@ -873,6 +893,55 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<'_, T> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
+}
+
+/// What it takes to send a bodyless idempotent request again.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    /// `Some` for a request with an idempotent method (RFC 9110 §9.2.2) and no body.
+    fn of(request: &Request<Incoming>) -> Option<Self> {
+        let idempotent = matches!(
+            *request.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        (idempotent && hyper::body::Body::is_end_stream(request.body())).then(|| Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+        })
+    }
+
+    fn into_request(self) -> Request<OriginBody> {
+        let mut request = Request::new(OriginBody::Right(Empty::new()));
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.headers_mut() = self.headers;
+        *request.version_mut() = Version::HTTP_11;
+        request
+    }
+}
+
+/// Whether the origin closed the connection after the request went out and before any byte
+/// of a response came back: hyper's "connection closed before message completed".
+fn closed_before_response(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = error.source();
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<hyper::Error>() {
+            return e.is_incomplete_message();
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl Service<Request<Incoming>> for Proxy {

@@ -50,6 +50,9 @@ struct RecordingServer {
 #[derive(Clone, Copy)]
 enum Behaviour {
     Http,
+    /// Answers the first request of each connection; closes on reading the second, as an
+    /// origin whose keep-alive timeout ends just as the proxy reuses the connection.
+    HttpClosingOnSecond,
     Echo,
 }
 
@@ -114,6 +117,7 @@ impl Drop for RecordingServer {
 async fn serve(mut stream: TcpStream, behaviour: Behaviour) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
+    let mut answered = 0u32;
     loop {
         let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut chunk)).await;
         let n = match read {
@@ -126,11 +130,15 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour) {
                     return;
                 }
             }
-            Behaviour::Http => {
+            Behaviour::Http | Behaviour::HttpClosingOnSecond => {
                 buf.extend_from_slice(&chunk[..n]);
                 // Requests without a body: one answer per complete head.
                 while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                     buf.drain(..end + 4);
+                    answered += 1;
+                    if answered > 1 && matches!(behaviour, Behaviour::HttpClosingOnSecond) {
+                        return;
+                    }
                     let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
                     if stream.write_all(answer).await.is_err() {
                         return;
@@ -188,6 +196,39 @@ async fn without_pooling_every_request_gets_its_own_origin_connection() {
         "{:?}",
         origin.connections()
     );
+}
+
+#[tokio::test]
+async fn a_get_on_a_connection_the_origin_just_closed_is_retried_once() {
+    let origin = RecordingServer::start(Behaviour::HttpClosingOnSecond).await;
+    let p = proxy(&[]);
+    get_ok(&p, &origin.url("/first")).await;
+    // Reuses the pooled connection, which the origin closes on reading this request; the
+    // proxy sends it again on a new connection.
+    get_ok(&p, &origin.url("/second")).await;
+    assert_eq!(origin.connections().len(), 2);
+    assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+}
+
+#[tokio::test]
+async fn a_post_on_a_connection_the_origin_just_closed_gets_502_and_is_not_sent_again() {
+    let origin = RecordingServer::start(Behaviour::HttpClosingOnSecond).await;
+    let p = proxy(&[]);
+    get_ok(&p, &origin.url("/first")).await;
+    let response = support::proxy_request(
+        p.addr(),
+        "POST",
+        &origin.url("/order"),
+        &[
+            ("Proxy-Authorization", &credentials()),
+            ("Content-Length", "5"),
+        ],
+        b"pizza",
+    )
+    .await;
+    assert_eq!(response.status, 502, "{}", response.text());
+    // A non-idempotent request is never sent twice (RFC 9110 §9.2.2).
+    assert_eq!(origin.connections().len(), 1);
 }
 
 async fn open_tunnel(p: &ExampleProcess, target: SocketAddr) -> TcpStream {
@@ -296,6 +337,13 @@ async fn limit_flags_refuse_unusable_values() {
         ("--tunnel-idle-timeout", "18446744073709551615"),
         ("--auth-failure-window", "18446744073709551615"),
         ("--shutdown-grace", "31536001"),
+        // u64::MAX worker threads overflowed inside tokio's builder; 0 and > 1024 are refused.
+        ("--worker-threads", "0"),
+        ("--worker-threads", "1025"),
+        ("--worker-threads", "18446744073709551615"),
+        // A limit below any usable credentials would make every request a 431.
+        ("--max-credentials-bytes", "0"),
+        ("--max-credentials-bytes", "63"),
     ] {
         let arg = format!("{flag}={value}");
         let run = support::run_example_to_exit("forward_proxy", &[arg.as_str()], TIMEOUT);

@@ -761,6 +761,19 @@ pub fn request_head(method: &str, target: &str, fields: &[(&str, &str)]) -> Stri
 /// Sends one absolute-form GET for `url` through the proxy at `proxy` on a new connection and
 /// reads the response; `fields` follow a `Host` field made from the URL.
 pub async fn proxy_get(proxy: SocketAddr, url: &str, fields: &[(&str, &str)]) -> RawResponse {
+    proxy_request(proxy, "GET", url, fields, b"").await
+}
+
+/// Sends one absolute-form `method` request for `url` with `body` through the proxy at `proxy`
+/// on a new connection and reads the response; `fields` follow a `Host` field made from the URL
+/// (a body needs its own `Content-Length` among them).
+pub async fn proxy_request(
+    proxy: SocketAddr,
+    method: &str,
+    url: &str,
+    fields: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
     let host = url
         .parse::<Uri>()
         .ok()
@@ -769,8 +782,10 @@ pub async fn proxy_get(proxy: SocketAddr, url: &str, fields: &[(&str, &str)]) ->
     let mut all = vec![("Host", host.as_str())];
     all.extend_from_slice(fields);
     let mut conn = RawConn::connect(proxy).await;
-    conn.send(request_head("GET", url, &all)).await;
-    conn.read_response().await
+    let mut request = request_head(method, url, &all).into_bytes();
+    request.extend_from_slice(body);
+    conn.send(request).await;
+    conn.read_response_to(method).await
 }
 
 // ---------------------------------------------------------------------------------------------
