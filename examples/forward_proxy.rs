@@ -700,13 +700,13 @@ impl Proxy {
 
         // A pooled connection can be closed by the origin just as it is reused (an origin
         // whose keep-alive timeout is shorter than --origin-idle-timeout). An idempotent request
-        // without a body is then sent once more on a new connection (RFC 9110 §9.2.2); anything
-        // else gets the 502.
+        // without a body whose connection was closed or reset before any response is then sent
+        // once more on a new connection (RFC 9110 §9.2.2); anything else gets the 502.
         let replay = Replay::of(&request);
         let mut result = self.client.request(request.map(OriginBody::Left)).await;
         if let (Err(e), Some(replay)) = (&result, replay) {
-            if closed_before_response(e) {
-                debug!(error = %ErrorChain(e), "origin closed a reused connection; retrying once");
+            if origin_dropped_connection(e) {
+                debug!(error = %ErrorChain(e), "origin dropped the connection; retrying once");
                 result = self.client.request(replay.into_request()).await;
             }
         }
@@ -931,13 +931,19 @@ impl Replay {
     }
 }
 
-/// Whether the origin closed the connection after the request went out and before any byte
-/// of a response came back: hyper's "connection closed before message completed".
-fn closed_before_response(error: &hyper_util::client::legacy::Error) -> bool {
+/// Whether the origin dropped the connection after the request went out and before any byte
+/// of a response came back: hyper's "connection closed before message completed", or a reset
+/// (an origin that had already closed answers the request's bytes with RST).
+fn origin_dropped_connection(error: &hyper_util::client::legacy::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     let mut source = error.source();
     while let Some(e) = source {
         if let Some(e) = e.downcast_ref::<hyper::Error>() {
-            return e.is_incomplete_message();
+            if e.is_incomplete_message() {
+                return true;
+            }
+        } else if let Some(e) = e.downcast_ref::<std::io::Error>() {
+            return matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
         }
         source = e.source();
     }

@@ -303,7 +303,13 @@ async fn origin_reset_gets_502_and_the_proxy_keeps_serving() {
     let reset = ResetServer::start(ResetAfter::RequestHead).await;
     let p = proxy(&[]);
     origin_resets(&p, &reset, &good).await;
-    assert_eq!(reset.resets(), 1, "the origin saw one connection");
+    // The GET is idempotent and had no answer: the proxy sends it once more (RFC 9110 §9.2.2),
+    // the origin resets that connection too, and the client gets the 502.
+    assert_eq!(
+        reset.resets(),
+        2,
+        "the origin saw the request and one retry"
+    );
     assert_still_serving(&p, &good).await;
     let line = p
         .wait_for_log(|l| l.contains("/reset-me") && l.contains("status="))
@@ -460,7 +466,11 @@ async fn faults_leave_no_leaked_descriptors_threads_or_tunnels() {
     let took = trickling_client_is_cut_off(&p, Duration::from_secs(2)).await;
     assert!(took < Duration::from_secs(6), "{took:?}");
     assert_still_serving(&p, &good).await;
-    assert_eq!(reset_origin.resets(), ROUNDS);
+    assert_eq!(
+        reset_origin.resets(),
+        2 * ROUNDS,
+        "each GET and its one retry"
+    );
     assert_eq!(reset_target.resets(), ROUNDS + BURST);
 
     // Back to the idle level (bounded wait: closing is asynchronous).

@@ -53,6 +53,9 @@ enum Behaviour {
     /// Answers the first request of each connection; closes on reading the second, as an
     /// origin whose keep-alive timeout ends just as the proxy reuses the connection.
     HttpClosingOnSecond,
+    /// The same, closing with a reset (RST), as an origin that had already closed does when
+    /// the request's bytes arrive.
+    HttpResettingOnSecond,
     Echo,
 }
 
@@ -130,14 +133,22 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour) {
                     return;
                 }
             }
-            Behaviour::Http | Behaviour::HttpClosingOnSecond => {
+            Behaviour::Http | Behaviour::HttpClosingOnSecond | Behaviour::HttpResettingOnSecond => {
                 buf.extend_from_slice(&chunk[..n]);
                 // Requests without a body: one answer per complete head.
                 while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                     buf.drain(..end + 4);
                     answered += 1;
-                    if answered > 1 && matches!(behaviour, Behaviour::HttpClosingOnSecond) {
-                        return;
+                    match behaviour {
+                        _ if answered == 1 => {}
+                        Behaviour::HttpClosingOnSecond => return,
+                        Behaviour::HttpResettingOnSecond => {
+                            // A zero linger makes the close a reset; it never blocks.
+                            #[allow(deprecated)]
+                            let _ = stream.set_linger(Some(Duration::ZERO));
+                            return;
+                        }
+                        _ => {}
                     }
                     let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
                     if stream.write_all(answer).await.is_err() {
@@ -200,14 +211,19 @@ async fn without_pooling_every_request_gets_its_own_origin_connection() {
 
 #[tokio::test]
 async fn a_get_on_a_connection_the_origin_just_closed_is_retried_once() {
-    let origin = RecordingServer::start(Behaviour::HttpClosingOnSecond).await;
-    let p = proxy(&[]);
-    get_ok(&p, &origin.url("/first")).await;
-    // Reuses the pooled connection, which the origin closes on reading this request; the
-    // proxy sends it again on a new connection.
-    get_ok(&p, &origin.url("/second")).await;
-    assert_eq!(origin.connections().len(), 2);
-    assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+    for behaviour in [
+        Behaviour::HttpClosingOnSecond,
+        Behaviour::HttpResettingOnSecond,
+    ] {
+        let origin = RecordingServer::start(behaviour).await;
+        let p = proxy(&[]);
+        get_ok(&p, &origin.url("/first")).await;
+        // Reuses the pooled connection, which the origin closes (or resets) on reading this
+        // request; the proxy sends it again on a new connection.
+        get_ok(&p, &origin.url("/second")).await;
+        assert_eq!(origin.connections().len(), 2);
+        assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+    }
 }
 
 #[tokio::test]
