@@ -96,6 +96,11 @@ const DEMO_USER: (&str, &str) = ("alice", "s3cret");
 /// header read timeout among them) would overflow the clock and panic.
 const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
 
+/// The parser of every `SECONDS` flag but `--shutdown-grace`: 1 to [`MAX_SECONDS`].
+fn seconds() -> clap::builder::RangedU64ValueParser {
+    clap::value_parser!(u64).range(1..=MAX_SECONDS)
+}
+
 /// A forward HTTP/1.1 proxy with Basic proxy authentication (tower-proxy-auth example).
 #[derive(Parser, Debug)]
 #[command(name = "forward_proxy", version)]
@@ -134,7 +139,7 @@ struct Args {
 
     /// Length of the failure-counting window, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = tower_proxy_auth::DEFAULT_WINDOW.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
+          value_parser = seconds())]
     auth_failure_window: u64,
 
     /// Largest Proxy-Authorization accepted, in bytes (at least 64); larger gets 431 and the
@@ -151,12 +156,12 @@ struct Args {
     /// Seconds a client may take to send a request's header section; also bounds how long an
     /// idle keep-alive connection is held.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
+          value_parser = seconds())]
     header_read_timeout: u64,
 
     /// Seconds to wait for a TCP connection to an origin or a CONNECT target.
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
+          value_parser = seconds())]
     connect_timeout: u64,
 
     /// Seconds an unused pooled origin connection is kept for reuse; it is closed between 1 and
@@ -164,7 +169,7 @@ struct Args {
     /// closes sooner (Apache httpd: 5 s, nginx: 75 s) can do so just as a request reuses the
     /// connection: idempotent requests without a body are then retried once, others get 502.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
+          value_parser = seconds())]
     origin_idle_timeout: u64,
 
     /// Unused connections kept per origin (scheme, host, port) for reuse; beyond this, a
@@ -175,7 +180,7 @@ struct Args {
 
     /// Seconds a CONNECT tunnel may pass no bytes in either direction before it is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 600,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
+          value_parser = seconds())]
     tunnel_idle_timeout: u64,
 
     /// Seconds in-flight connections and tunnels get to finish after Ctrl-C.
