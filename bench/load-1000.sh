@@ -32,6 +32,8 @@
 #     PROXY_PRELOAD, GDB_CALL='call (void) malloc_stats_print(0, 0, "gmdablxeh")' writes its
 #     allocated/active/resident totals to the proxy's log, kept with KEEP_DIR=1)
 #   PROXY_PRELOAD= (a library to LD_PRELOAD into the proxy only, e.g. an alternative malloc)
+#   SMAPS=0 (1: copy /proc/<proxy>/smaps to the run directory at the idle level and after each
+#     run, and print the anonymous / file-backed split of the resident memory; implies KEEP_DIR=1)
 # RUST_LOG=warn matches the peers in ../shared/bench (squid: access_log none); set
 # RUST_LOG=info to include the per-request log line (written to a file in the run directory).
 set -euo pipefail
@@ -57,12 +59,14 @@ DRAIN=${DRAIN:-0}
 TRIM_PROBE=${TRIM_PROBE:-0}
 GDB_CALL=${GDB_CALL:-call (int) malloc_trim(0)}
 PROXY_PRELOAD=${PROXY_PRELOAD:-}
+SMAPS=${SMAPS:-0}
+((SMAPS)) && KEEP_DIR=1
 export RUST_LOG=${RUST_LOG:-warn}
 BENCH_USER=bench
 BENCH_PASS=bench-pass
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 for v in CONNS THREADS DURATION SETTLE RUNS PROXY_PORT ORIGIN_PORT NOFILE DRAIN RELEASE_MAX WARM; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number"
@@ -90,19 +94,8 @@ RUN_DIR=$(mktemp -d /tmp/load-1000.XXXXXX)
 chmod 755 "$RUN_DIR"
 
 # ---------------------------------------------------------------- processes --
-# name -> pid of what this script started; stopped by PID only (SIGTERM, then SIGKILL).
+# name -> pid of what this script started; stopped by PID only (stop_pid in lib.sh).
 declare -A STARTED=()
-stop_pid() {   # name pid
-  local i
-  kill -0 "$2" 2>/dev/null || return 0
-  kill -TERM "$2" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$2" 2>/dev/null; then
-    log "$1 (pid $2) still alive after SIGTERM; sending SIGKILL"
-    kill -KILL "$2" 2>/dev/null || true
-  fi
-  wait "$2" 2>/dev/null || true
-}
 cleanup() {
   set +e
   local name
@@ -115,45 +108,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_port() {   # port pid name
-  local i
-  for ((i = 0; i < 100; i++)); do
-    ss -Hltn "sport = :$1" | grep -q . && return 0
-    kill -0 "$2" 2>/dev/null || die "$3 exited during start-up (see $RUN_DIR)"
-    sleep 0.1
-  done
-  die "$3 did not listen on 127.0.0.1:$1 within 10 s"
-}
-
 start_origin() {
-  mkdir -p "$RUN_DIR/origin-tmp"
-  cat >"$RUN_DIR/origin-nginx.conf" <<EOF
-# Private origin for bench/load-1000.sh (loopback only; never the system nginx).
-daemon off;
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-pid $RUN_DIR/origin-nginx.pid;
-error_log $RUN_DIR/origin-error.log error;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    server_tokens off;
-    default_type text/plain;
-    keepalive_timeout 65s;
-    keepalive_requests 1000000;
-    client_body_temp_path $RUN_DIR/origin-tmp/body;
-    proxy_temp_path       $RUN_DIR/origin-tmp/proxy;
-    fastcgi_temp_path     $RUN_DIR/origin-tmp/fastcgi;
-    uwsgi_temp_path       $RUN_DIR/origin-tmp/uwsgi;
-    scgi_temp_path        $RUN_DIR/origin-tmp/scgi;
-    server {
-        listen 127.0.0.1:$ORIGIN_PORT;
-        location / {
-            return 200 "proxybench origin: fixed 100-byte body for forward-proxy benchmarks; served by nginx return 200 ok.\n";
-        }
-    }
-}
-EOF
+  origin_conf "$RUN_DIR" "$ORIGIN_PORT" "$NOFILE"
   nginx -c "$RUN_DIR/origin-nginx.conf" -e "$RUN_DIR/origin-error.log" &
   STARTED[origin]=$!
   wait_port "$ORIGIN_PORT" "${STARTED[origin]}" origin-nginx
@@ -172,6 +128,13 @@ status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }   # pid f
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 snapshot() {   # pid -> "rss_kb fds threads"
   echo "$(status_kb "$1" VmRSS) $(fds "$1") $(status_kb "$1" Threads)"
+}
+save_smaps() {   # pid name: copy smaps, log the anonymous / file-backed resident split
+  ((SMAPS)) || return 0
+  cp "/proc/$1/smaps" "$RUN_DIR/smaps-$2.txt" 2>/dev/null || return 0
+  awk -v n="$2" '$1 == "Anonymous:" {a += $2} /^Rss:/ {r += $2}
+    END {printf "smaps %s: Rss %.1f MiB = anonymous %.1f + file-backed %.1f\n", n, r/1024, a/1024, (r-a)/1024}' \
+    "$RUN_DIR/smaps-$2.txt" >&2
 }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k / 1024}'; }
 ms() { awk -v v="$1" 'BEGIN{printf "%.2f", v / 1000}'; }
@@ -211,6 +174,7 @@ if ((WARM)); then
   took=$(released "$PID" "$IDLE_FDS")
   sleep "$SETTLE"
   read -r IDLE_RSS IDLE_FDS IDLE_THREADS <<<"$(snapshot "$PID")"
+  save_smaps "$PID" idle
   log "after a warm-up (wrk -t1 -c16 -d5s; connections released after ${took}s, + ${SETTLE}s): VmRSS $(mib "$IDLE_RSS") MiB, $IDLE_FDS fds, $IDLE_THREADS threads; the verdict compares with this level"
 fi
 VERDICT=0
@@ -241,6 +205,7 @@ for ((run = 1; run <= RUNS; run++)); do
   sleep "$SETTLE"
   kill -0 "$PID" 2>/dev/null || die "the proxy died (see $RUN_DIR/proxy.log)"
   read -r after_rss after_fds after_threads <<<"$(snapshot "$PID")"
+  save_smaps "$PID" "after-$run"
 
   line=$(grep '^BENCH_RESULT ' "$out" | tail -1 || true)
   [[ -n $line ]] || { cat "$out" >&2; die "no BENCH_RESULT from wrk (run $run)"; }
