@@ -1,4 +1,4 @@
-//! End-to-end tests of `examples/forward_proxy.rs`: the compiled example runs as a child process
+//! End-to-end tests of `examples/forward_proxy/`: the compiled example runs as a child process
 //! on 127.0.0.1:0, and curl, reqwest and raw TCP clients talk to it and, through it, to an
 //! in-process origin.
 

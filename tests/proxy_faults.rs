@@ -1,4 +1,4 @@
-//! Fault tests of `examples/forward_proxy.rs`: origins and CONNECT targets that reset the
+//! Fault tests of `examples/forward_proxy/`: origins and CONNECT targets that reset the
 //! connection, clients that go away mid-request or trickle their header section, and the
 //! failure throttle seen through the real proxy. Each fault has a defined outcome, the proxy
 //! keeps serving afterwards, never panics and never logs a secret, and a combined run shows

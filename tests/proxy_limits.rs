@@ -1,7 +1,8 @@
-//! Resource limits of `examples/forward_proxy.rs` on the origin side, through the real proxy:
+//! Resource limits of `examples/forward_proxy/` on the origin side, through the real proxy:
 //! the pool of origin connections (`--origin-idle-timeout`, `--max-idle-per-origin`) and the
-//! idle timeout of CONNECT tunnels (`--tunnel-idle-timeout`). Together they decide how long
-//! the proxy holds descriptors and memory after its clients have gone.
+//! idle timeout of CONNECT tunnels (`--tunnel-idle-timeout`). Together with the allocator's
+//! settings (`examples/forward_proxy/allocator.rs`) they decide how long the proxy holds
+//! descriptors and memory after its clients have gone.
 //!
 //! The origin and the tunnel target here are raw servers that record each TCP connection they
 //! accept and when it ends, so the tests see what the proxy does with its upstream sockets.
@@ -365,5 +366,45 @@ async fn limit_flags_refuse_unusable_values() {
         let run = support::run_example_to_exit("forward_proxy", &[arg.as_str()], TIMEOUT);
         assert_eq!(run.status.code(), Some(2), "{arg}: {}", run.stderr);
         assert!(run.stderr.contains(flag), "{arg}: {}", run.stderr);
+    }
+}
+
+/// The example's jemalloc settings reach jemalloc. jemalloc reads them before `main` from the
+/// `malloc_conf` symbol the example exports; were the symbol misnamed (tikv-jemalloc-sys adds a
+/// `_rjem_` prefix), jemalloc would silently keep its defaults and hold 2-3 times the idle
+/// memory after a burst of clients (BENCHMARKS.md). jemalloc's `confirm_conf` option, read from
+/// `_RJEM_MALLOC_CONF`, makes it print every setting it applies and where it came from.
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[test]
+fn the_allocator_settings_reach_jemalloc() {
+    let finished = support::run_example_to_exit_with_env(
+        "forward_proxy",
+        &["--help"],
+        &[("_RJEM_MALLOC_CONF", "confirm_conf:true")],
+        TIMEOUT,
+    );
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let from_symbol = finished
+        .stderr
+        .lines()
+        .find(|line| line.contains("string pointed to by the global variable malloc_conf)"))
+        .unwrap_or_else(|| panic!("no malloc_conf line in:\n{}", finished.stderr));
+    for setting in [
+        "background_thread:true",
+        "dirty_decay_ms:1000",
+        "tcache_max:4096",
+        "slab_sizes:8192-10240:32",
+    ] {
+        assert!(
+            from_symbol.contains(setting),
+            "{setting} missing: {from_symbol}"
+        );
+        assert!(
+            finished
+                .stderr
+                .contains(&format!("-- Set conf value: {setting}")),
+            "{setting} not applied:\n{}",
+            finished.stderr
+        );
     }
 }

@@ -291,7 +291,18 @@ pub struct Finished {
 ///
 /// When it is still running after `timeout` (it is killed first).
 pub fn run_example_to_exit(name: &str, args: &[&str], timeout: Duration) -> Finished {
+    run_example_to_exit_with_env(name, args, &[], timeout)
+}
+
+/// [`run_example_to_exit`] with extra environment variables for the child.
+pub fn run_example_to_exit_with_env(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Finished {
     let mut child = example_command(name, args)
+        .envs(env.iter().copied())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
     let stdout = drain(child.stdout.take().expect("piped stdout"));

@@ -17,7 +17,8 @@
 //!   SIGTERM) stops accepting and gives in-flight connections and tunnels a bounded grace period.
 //! - What stays open after clients leave is bounded: idle origin connections close after
 //!   `--origin-idle-timeout` (at most `--max-idle-per-origin` per origin), silent tunnels after
-//!   `--tunnel-idle-timeout`, and the jemalloc allocator hands freed memory back to the OS.
+//!   `--tunnel-idle-timeout`, and the allocator (jemalloc, set up in `allocator.rs`) hands what
+//!   a burst of clients used back to the OS within seconds.
 //! - `--worker-threads 1` runs everything on one thread (tokio's current-thread runtime): no
 //!   cross-thread wake-ups, the most requests per CPU second (see BENCHMARKS.md).
 //!
@@ -82,12 +83,8 @@ use tower_proxy_auth::{
 use tracing::{debug, info, warn, Span};
 use tracing_subscriber::EnvFilter;
 
-/// jemalloc, with its background thread purging freed pages: after a burst of clients, resident
-/// memory returns to near idle instead of staying at the peak as with glibc's malloc (numbers
-/// in BENCHMARKS.md).
 #[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+mod allocator;
 
 /// The demo user the proxy starts with when no `--user` is given.
 const DEMO_USER: (&str, &str) = ("alice", "s3cret");
@@ -322,6 +319,9 @@ fn main() -> ExitCode {
         }
         None => tokio::runtime::Builder::new_multi_thread(),
     };
+    // A worker with nothing to do hands its allocator cache back (see allocator.rs).
+    #[cfg(not(target_env = "msvc"))]
+    runtime.on_thread_park(allocator::release_thread_cache);
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
