@@ -374,7 +374,7 @@ async fn limit_flags_refuse_unusable_values() {
 /// `_rjem_` prefix), jemalloc would silently keep its defaults and hold 2-3 times the idle
 /// memory after a burst of clients (BENCHMARKS.md). jemalloc's `confirm_conf` option, read from
 /// `_RJEM_MALLOC_CONF`, makes it print every setting it applies and where it came from.
-#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[cfg(target_os = "linux")]
 #[test]
 fn the_allocator_settings_reach_jemalloc() {
     let finished = support::run_example_to_exit_with_env(

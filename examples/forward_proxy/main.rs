@@ -83,7 +83,7 @@ use tower_proxy_auth::{
 use tracing::{debug, info, warn, Span};
 use tracing_subscriber::EnvFilter;
 
-#[cfg(not(target_env = "msvc"))]
+#[cfg(target_os = "linux")]
 mod allocator;
 
 /// The demo user the proxy starts with when no `--user` is given.
@@ -320,7 +320,7 @@ fn main() -> ExitCode {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     // A worker with nothing to do hands its allocator cache back (see allocator.rs).
-    #[cfg(not(target_env = "msvc"))]
+    #[cfg(target_os = "linux")]
     runtime.on_thread_park(allocator::release_thread_cache);
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
