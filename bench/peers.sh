@@ -8,7 +8,8 @@
 # The extra flags go to both instances (--max-auth-failures only to the auth one).
 # Environment: passed on to run-peers.sh (DURATION, WARMUP, CONNS, ...); OURS_NAME (ours);
 #   PEERS=1 (0: --no-peers); RUST_LOG=warn (the peers log no access lines either).
-# Both instances are started fresh (no throttle state carries over) and stopped by PID.
+# Both instances are started fresh (no throttle state carries over) and stopped by PID
+# (stop_pid in bench/lib.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,20 +31,19 @@ for a in "$@"; do   # --max-auth-failures N is meaningless without auth
   esac
 done
 
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+cleanup() { for p in "${PIDS[@]}"; do stop_pid forward_proxy "$p"; done; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 "$BIN" --listen 127.0.0.1:3901 --user bench:bench-pass "${auth_flags[@]}" >/dev/null 2>"$TSV.auth.log" &
 PIDS+=($!)
+wait_port 3901 "$!" "forward_proxy (auth; see $TSV.auth.log)"
 "$BIN" --listen 127.0.0.1:3902 --no-auth "${noauth_flags[@]}" >/dev/null 2>"$TSV.noauth.log" &
 PIDS+=($!)
-for port in 3901 3902; do
-  for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-  done
-done
+wait_port 3902 "$!" "forward_proxy (--no-auth; see $TSV.noauth.log)"
 peers=()
 [[ ${PEERS:-1} == 0 ]] && peers=(--no-peers)
 "$ROOT/../shared/bench/run-peers.sh" --ours 127.0.0.1:3901 --ours-noauth 127.0.0.1:3902 \
