@@ -23,7 +23,7 @@ use http::header::PROXY_AUTHORIZATION;
 use http::{HeaderValue, Request};
 use sha1::Digest as _;
 use tower::{Layer, Service, ServiceExt};
-use tower_proxy_auth::validator::Htpasswd;
+use tower_proxy_auth::Htpasswd;
 use tower_proxy_auth::{BasicCredentials, ProxyAuthLayer, StaticUsers, Validator};
 
 mod support;

@@ -26,6 +26,7 @@ use http::Extensions;
 #[derive(Clone)]
 pub struct Identity {
     user: Arc<str>,
+    scheme: Option<&'static str>,
     data: Extensions,
 }
 
@@ -34,6 +35,7 @@ impl Identity {
     pub fn new(user: impl Into<Arc<str>>) -> Self {
         Self {
             user: user.into(),
+            scheme: None,
             data: Extensions::new(),
         }
     }
@@ -41,6 +43,18 @@ impl Identity {
     /// The authenticated user name (for Basic, the user-id).
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// The auth-scheme that authenticated the request (`"Basic"`, `"Digest"`), set by the layer
+    /// on every identity it inserts; `None` for an identity not made by the layer.
+    pub fn scheme(&self) -> Option<&'static str> {
+        self.scheme
+    }
+
+    /// Records the scheme that authenticated this identity.
+    pub(crate) fn authenticated_by(mut self, scheme: &'static str) -> Self {
+        self.scheme = Some(scheme);
+        self
     }
 
     /// Attaches a value of type `T`, replacing any earlier value of that type.
@@ -59,6 +73,7 @@ impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Identity")
             .field("user", &self.user)
+            .field("scheme", &self.scheme)
             .finish_non_exhaustive()
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use http::request::Parts;
 use moka::sync::Cache;
 
-use crate::ClientAddr;
+use crate::client_addr::ClientAddr;
 
 /// Default failures allowed per user name and per client address in one window: 10.
 pub const DEFAULT_MAX_FAILURES: u32 = 10;
@@ -92,6 +92,15 @@ struct Window {
 #[derive(Debug)]
 pub(crate) struct Attempt {
     windows: [Option<Arc<Window>>; 2],
+}
+
+impl Attempt {
+    /// Counts the attempt as a wrong credential in the windows it was begun in.
+    pub(crate) fn record_failure(&self) {
+        for window in self.windows.iter().flatten() {
+            window.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Attempt {

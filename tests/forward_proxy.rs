@@ -589,7 +589,9 @@ async fn one_log_line_per_request_without_secrets() {
     .await;
     assert_eq!(rejected.status, 407);
     let line = p
-        .wait_for_log(|l| l.contains("/rejected") && l.contains("status=407"))
+        .wait_for_log(|l| {
+            l.contains("/rejected") && l.contains("status=407") && l.contains("elapsed_ms=")
+        })
         .await;
     assert!(line.contains("user=-"), "{line}");
 

@@ -22,8 +22,8 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
-use tower_proxy_auth::validator::htpasswd::{HashFormat, LineErrorKind};
-use tower_proxy_auth::validator::{Htpasswd, HtpasswdError};
+use tower_proxy_auth::store::htpasswd::{HashFormat, LineErrorKind};
+use tower_proxy_auth::store::htpasswd::{Htpasswd, HtpasswdError};
 use tower_proxy_auth::{
     BasicCredentials, Decision, ProxyAuthLayer, StaticUsers, Validation, Validator,
 };
@@ -100,7 +100,7 @@ fn fixture_hash(file: &str, user: &str) -> String {
         .to_owned()
 }
 
-fn quiet() -> tower_proxy_auth::validator::HtpasswdBuilder {
+fn quiet() -> tower_proxy_auth::HtpasswdBuilder {
     Htpasswd::builder().watch(false)
 }
 
@@ -122,7 +122,7 @@ async fn accepts(validator: &impl Validator, user: &str, password: &str) -> bool
             true
         }
         Decision::Reject => false,
-        Decision::Forbid => panic!("htpasswd never forbids"),
+        other => panic!("htpasswd only allows or rejects, not {other:?}"),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tower_proxy_auth::validator::Htpasswd;
+use tower_proxy_auth::Htpasswd;
 
 /// Threads of this process named `htpasswd-watch` (Linux: `/proc/self/task/*/comm`).
 fn watcher_threads() -> Option<usize> {

@@ -26,7 +26,7 @@ struct Marker(&'static str);
 
 /// Serves `layer` in front of an echo service on 127.0.0.1:0. The echo answers 200 with one line
 /// per fact the tests check: the identity, what it saw of the credential fields, the marker.
-async fn serve<V: Validator>(layer: ProxyAuthLayer<V>) -> SocketAddr {
+async fn serve(layer: ProxyAuthLayer) -> SocketAddr {
     let echo = tower::service_fn(|req: Request<Incoming>| async move {
         let line = |name: &str, value: Option<&str>| format!("{name}={}\n", value.unwrap_or("-"));
         let header = |h| req.headers().get(h).and_then(|v| v.to_str().ok());

@@ -135,7 +135,7 @@ proptest! {
         match Realm::new(realm.as_str()) {
             Ok(valid) => {
                 prop_assert_eq!(first_ctl, None);
-                let challenge = valid.basic_challenge();
+                let challenge = tower_proxy_auth::scheme::Basic::challenge_for(&valid);
                 let text = std::str::from_utf8(challenge.as_bytes())?;
                 let quoted = text
                     .strip_prefix("Basic realm=\"")
@@ -292,7 +292,7 @@ mod htpasswd {
         ) {
             let contents = lines.join("\n");
             let builder = || {
-                tower_proxy_auth::validator::HtpasswdBuilder::default()
+                tower_proxy_auth::HtpasswdBuilder::default()
                     .allow_plaintext(plaintext)
                     .refuse_des(refuse_des)
                     .watch(false)

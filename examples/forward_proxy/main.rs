@@ -77,8 +77,8 @@ use tower::util::{Either, MapResponse};
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tower_proxy_auth::{
-    BoxValidator, ClientAddr, FailureThrottle, Htpasswd, Identity, ProxyAuth, ProxyAuthLayer,
-    ResponseBody, StaticUsers, Validator as _,
+    ClientAddr, FailureThrottle, Htpasswd, Identity, ProxyAuth, ProxyAuthLayer, ResponseBody,
+    StaticUsers, Validator as _,
 };
 use tracing::{debug, info, warn, Span};
 use tracing_subscriber::EnvFilter;
@@ -230,7 +230,7 @@ type OriginBody = http_body_util::Either<Incoming, Empty<Bytes>>;
 
 /// How authentication is set up, decided from the command line before the runtime starts.
 struct AuthSetup {
-    layer: Option<ProxyAuthLayer<BoxValidator>>,
+    layer: Option<ProxyAuthLayer>,
     /// What to print as the ready-to-paste proxy URL's user part.
     hint_user: Option<String>,
 }
@@ -462,7 +462,7 @@ async fn shutdown_signal() {
 // The service stack: client address -> log line -> proxy authentication -> proxy.
 
 type NoAuth = MapResponse<Proxy, fn(Response<ProxyBody>) -> Response<ResponseBody<ProxyBody>>>;
-type Authenticated = Either<ProxyAuth<Proxy, BoxValidator>, NoAuth>;
+type Authenticated = Either<ProxyAuth<Proxy>, NoAuth>;
 
 fn no_auth_body(response: Response<ProxyBody>) -> Response<ResponseBody<ProxyBody>> {
     response.map(ResponseBody::new)
@@ -471,7 +471,7 @@ fn no_auth_body(response: Response<ProxyBody>) -> Response<ResponseBody<ProxyBod
 fn service_stack(
     peer: SocketAddr,
     proxy: Proxy,
-    auth: Option<&ProxyAuthLayer<BoxValidator>>,
+    auth: Option<&ProxyAuthLayer>,
 ) -> impl Service<
     Request<Incoming>,
     Response = Response<

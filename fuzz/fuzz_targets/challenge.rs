@@ -1,7 +1,7 @@
 //! Arbitrary text as a realm.
 //!
 //! Asserts: `Realm::new` is `Ok` exactly when the text holds no control character (`Err` names
-//! the offset of the first one); for an accepted realm, `basic_challenge()` is
+//! the offset of the first one); for an accepted realm, `Basic::challenge_for(&realm)` is
 //! `Basic realm="<quoted-string>", charset="UTF-8"`, a valid field value, and reading the
 //! quoted-string back (RFC 9110 §5.6.4) gives the realm exactly; the layer builder agrees.
 
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(realm.as_str(), text);
             assert_eq!(realm.to_string(), text);
-            let challenge = realm.basic_challenge();
+            let challenge = tower_proxy_auth::scheme::Basic::challenge_for(&realm);
             assert!(HeaderValue::from_bytes(challenge.as_bytes()).is_ok());
             let challenge = std::str::from_utf8(challenge.as_bytes()).expect("UTF-8 challenge");
             assert!(challenge.starts_with(PREFIX), "{challenge:?}");

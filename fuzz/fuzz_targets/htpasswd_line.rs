@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tower_proxy_auth::validator::{Htpasswd, HtpasswdBuilder};
+use tower_proxy_auth::{Htpasswd, HtpasswdBuilder};
 
 const NAME: &str = "fuzz.htpasswd";
 

@@ -15,7 +15,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tower_proxy_auth::validator::{htpasswd::HashFormat, HtpasswdBuilder};
+use tower_proxy_auth::{store::htpasswd::HashFormat, HtpasswdBuilder};
 use tower_proxy_auth::{BasicCredentials, Decision, Validation, Validator};
 
 /// Apache's `apr_isspace`.

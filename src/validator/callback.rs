@@ -7,12 +7,49 @@ use std::future::Future;
 use http::request::Parts;
 
 use super::{Decision, Validation, Validator, ValidatorError};
-use crate::BasicCredentials;
+use crate::scheme::basic::BasicCredentials;
 
-/// A validator from a synchronous closure `Fn(&BasicCredentials, &Parts) -> Result<Decision, E>`.
+/// What a validator closure may return: a plain [`Decision`] (for a check that cannot fail),
+/// or `Result<Decision, E>` with any error type (an `Err` becomes a 503).
+pub trait IntoDecision {
+    /// The decision, or the error as a [`ValidatorError`].
+    fn into_decision(self) -> Result<Decision, ValidatorError>;
+}
+
+impl IntoDecision for Decision {
+    fn into_decision(self) -> Result<Decision, ValidatorError> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<Box<dyn StdError + Send + Sync>>> IntoDecision for Result<Decision, E> {
+    fn into_decision(self) -> Result<Decision, ValidatorError> {
+        self.map_err(|e| {
+            let error = e.into();
+            // Keep an overloaded error's kind through the closure.
+            match error.downcast::<ValidatorError>() {
+                Ok(validator_error) => *validator_error,
+                Err(other) => ValidatorError::new(other),
+            }
+        })
+    }
+}
+
+/// A validator from a synchronous closure `Fn(&BasicCredentials, &Parts) -> R`, where `R` is a
+/// [`Decision`] or a `Result<Decision, E>` ([`IntoDecision`]).
 ///
 /// The closure runs on the request's task, so it must not block: use [`from_async_fn`] for I/O.
 /// An `Err` becomes a 503.
+///
+/// ```
+/// use tower_proxy_auth::{validator::from_fn, Decision, Identity};
+///
+/// // A check that cannot fail returns a plain Decision.
+/// let v = from_fn(|creds, _req| {
+///     if creds.user_id() == "guest" { Decision::Allow(Identity::new("guest")) } else { Decision::Reject }
+/// });
+/// # let _ = tower_proxy_auth::ProxyAuthLayer::new(v);
+/// ```
 ///
 /// ```
 /// use subtle::ConstantTimeEq;
@@ -31,16 +68,16 @@ use crate::BasicCredentials;
 /// });
 /// # let _ = tower_proxy_auth::ProxyAuthLayer::new(v);
 /// ```
-pub fn from_fn<F, E>(f: F) -> FnValidator<F>
+pub fn from_fn<F, R>(f: F) -> FnValidator<F>
 where
-    F: Fn(&BasicCredentials, &Parts) -> Result<Decision, E> + Send + Sync + 'static,
-    E: Into<Box<dyn StdError + Send + Sync>>,
+    F: Fn(&BasicCredentials, &Parts) -> R + Send + Sync + 'static,
+    R: IntoDecision,
 {
     FnValidator { f }
 }
 
-/// A validator from an async closure `Fn(BasicCredentials, &Parts) -> impl Future<Output =
-/// Result<Decision, E>>`.
+/// A validator from an async closure `Fn(BasicCredentials, &Parts) -> impl Future<Output = R>`,
+/// where `R` is a [`Decision`] or a `Result<Decision, E>` ([`IntoDecision`]).
 ///
 /// The closure gets its own copy of the credentials; it reads what it needs from the request
 /// parts before returning its future, which must be `'static` (an `async move` block that
@@ -61,11 +98,11 @@ where
 /// });
 /// # let _ = tower_proxy_auth::ProxyAuthLayer::new(v);
 /// ```
-pub fn from_async_fn<F, Fut, E>(f: F) -> AsyncFnValidator<F>
+pub fn from_async_fn<F, Fut>(f: F) -> AsyncFnValidator<F>
 where
     F: Fn(BasicCredentials, &Parts) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Decision, E>> + Send + 'static,
-    E: Into<Box<dyn StdError + Send + Sync>>,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoDecision,
 {
     AsyncFnValidator { f }
 }
@@ -76,13 +113,13 @@ pub struct FnValidator<F> {
     f: F,
 }
 
-impl<F, E> Validator for FnValidator<F>
+impl<F, R> Validator for FnValidator<F>
 where
-    F: Fn(&BasicCredentials, &Parts) -> Result<Decision, E> + Send + Sync + 'static,
-    E: Into<Box<dyn StdError + Send + Sync>>,
+    F: Fn(&BasicCredentials, &Parts) -> R + Send + Sync + 'static,
+    R: IntoDecision,
 {
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
-        Validation::Ready((self.f)(credentials, request).map_err(ValidatorError::new))
+        Validation::Ready((self.f)(credentials, request).into_decision())
     }
 }
 
@@ -98,15 +135,15 @@ pub struct AsyncFnValidator<F> {
     f: F,
 }
 
-impl<F, Fut, E> Validator for AsyncFnValidator<F>
+impl<F, Fut> Validator for AsyncFnValidator<F>
 where
     F: Fn(BasicCredentials, &Parts) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Decision, E>> + Send + 'static,
-    E: Into<Box<dyn StdError + Send + Sync>>,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoDecision,
 {
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         let future = (self.f)(credentials.clone(), request);
-        Validation::pending(async move { future.await.map_err(ValidatorError::new) })
+        Validation::pending(async move { future.await.into_decision() })
     }
 }
 

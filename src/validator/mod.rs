@@ -1,95 +1,60 @@
-//! Validators: who decides whether credentials are good.
+//! Validators: who decides whether credentials are good, one kind per question a scheme asks.
 //!
-//! The layer parses `Proxy-Authorization` and hands the [`BasicCredentials`] and the request's
-//! [`Parts`] (method, URI or CONNECT authority, headers, extensions) to a [`Validator`], which
-//! answers with a [`Decision`], or an error when its store cannot be consulted. The request
-//! parts let a validator apply per-target rules or read a client address an earlier layer put in
-//! the extensions, without a change to the trait.
+//! - [`Validator`]: the password check the Basic scheme asks. Implemented by
+//!   [`StaticUsers`](crate::StaticUsers), [`Htpasswd`](crate::Htpasswd), closures
+//!   ([`from_fn`], [`from_async_fn`]) and combinations ([`Validator::or`]).
+//! - A token check for Bearer (RFC 6750) would be a kind of its own here, `Fn(&str, &Parts) ->
+//!   Validation` over the token68, bound to a Bearer scheme through [`Answers`]; nothing in the
+//!   layer would change. It is not built yet.
 //!
-//! A validator that can decide at once (an in-memory table, a cache hit) returns
-//! [`Validation::Ready`] and costs no allocation; one that must wait (a remote store, a hash on a
-//! blocking pool) returns [`Validation::Pending`] with a boxed future.
+//! [`Answers`] ties a validator kind to the scheme whose question it answers, so that
+//! [`ProxyAuthLayerBuilder::offer`](crate::ProxyAuthLayerBuilder::offer) accepts a validator
+//! only with a scheme it can serve.
+//!
+//! Every kind answers with the same shape: [`Answer::Ready`](crate::Answer::Ready) when it
+//! can decide at once (no allocation), [`Answer::Pending`](crate::Answer::Pending) with a boxed
+//! future otherwise, and a [`ValidatorError`] (503, never an open door) when its store cannot
+//! be consulted, with [`ValidatorError::overloaded`] for a check it shed.
 
 mod callback;
-#[cfg(feature = "htpasswd")]
-#[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
-pub mod htpasswd;
 mod or;
-mod static_users;
 
-use std::error::Error as StdError;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use http::request::Parts;
 
-use crate::{BasicCredentials, Identity};
+use crate::outcome::Answer;
+use crate::scheme::basic::{Basic, BasicCredentials};
+use crate::scheme::Scheme;
 
-pub use callback::{from_async_fn, from_fn, AsyncFnValidator, FnValidator};
-#[cfg(feature = "htpasswd")]
-pub use htpasswd::{Htpasswd, HtpasswdBuilder, HtpasswdError, HtpasswdStats};
+pub use crate::outcome::{
+    BoxValidationFuture, Decision, Validation, ValidatorError, ValidatorErrorKind,
+};
+pub use callback::{from_async_fn, from_fn, AsyncFnValidator, FnValidator, IntoDecision};
 pub use or::Or;
-pub use static_users::StaticUsers;
 
-/// A boxed, sendable future that yields a validator's answer.
-pub type BoxValidationFuture =
-    Pin<Box<dyn Future<Output = Result<Decision, ValidatorError>> + Send>>;
-
-/// What a validator decided about one request's credentials.
-#[derive(Debug, Clone)]
-pub enum Decision {
-    /// The credentials are good: the request goes on, carrying this identity in its extensions.
-    Allow(Identity),
-    /// Unknown user or wrong password: 407 with the challenge, so the client may try again
-    /// (RFC 9110 §15.5.8).
-    Reject,
-    /// Authenticated, but not allowed to make this request (for example a per-user rule on the
-    /// CONNECT target): 403 without a challenge (RFC 9110 §15.5.4).
-    Forbid,
+/// A validator kind that answers the questions of scheme `S`.
+///
+/// Implemented for every password [`Validator`] with [`Basic`]. A new scheme comes with the
+/// kind its question needs, bound to it with an impl of this trait.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot answer the questions of the `{S}` scheme",
+    label = "not a validator kind for `{S}`",
+    note = "Basic asks a password `Validator`: `StaticUsers`, `Htpasswd`, `validator::from_fn(|credentials, request| ...)`, `validator::from_async_fn(...)`"
+)]
+pub trait Answers<S: Scheme>: Send + Sync + 'static {
+    /// Answers `question`, asked for the request described by `request`.
+    fn answer(&self, question: &S::Question, request: &Parts) -> Answer<S::Reply>;
 }
 
-/// A validator's answer: ready now, or a future.
-pub enum Validation {
-    /// Decided without waiting.
-    Ready(Result<Decision, ValidatorError>),
-    /// Decided later; the future owns everything it needs (it must be `'static`).
-    Pending(BoxValidationFuture),
-}
-
-impl Validation {
-    /// Wraps a future as [`Validation::Pending`].
-    pub fn pending<F>(future: F) -> Self
-    where
-        F: Future<Output = Result<Decision, ValidatorError>> + Send + 'static,
-    {
-        Self::Pending(Box::pin(future))
+impl<V: Validator + ?Sized> Answers<Basic> for V {
+    fn answer(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
+        self.validate(credentials, request)
     }
 }
 
-impl From<Decision> for Validation {
-    fn from(decision: Decision) -> Self {
-        Self::Ready(Ok(decision))
-    }
-}
-
-impl From<Result<Decision, ValidatorError>> for Validation {
-    fn from(result: Result<Decision, ValidatorError>) -> Self {
-        Self::Ready(result)
-    }
-}
-
-impl fmt::Debug for Validation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ready(r) => f.debug_tuple("Ready").field(r).finish(),
-            Self::Pending(_) => f.write_str("Pending(..)"),
-        }
-    }
-}
-
-/// Decides whether Basic credentials are good for a request.
+/// Decides whether Basic credentials (a user-id and a password) are good for a request.
 ///
 /// Implementations must not log or keep the password, and should take the same time for an
 /// unknown user as for a wrong password. A validator that fails to reach its store returns
@@ -114,6 +79,11 @@ impl fmt::Debug for Validation {
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a password `Validator`",
+    label = "a `Validator` is needed here",
+    note = "wrap a closure with `validator::from_fn(|credentials, request| Decision::Reject)` or `validator::from_async_fn(|credentials, request| async move {{ ... }})`"
+)]
 pub trait Validator: Send + Sync + 'static {
     /// Decides about `credentials` for the request described by `request`.
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation;
@@ -156,7 +126,7 @@ impl<V: Validator + ?Sized> Validator for Box<V> {
 /// let v: BoxValidator = if choose_static {
 ///     StaticUsers::new().with_user("alice", "s3cret").boxed()
 /// } else {
-///     from_fn(|_, _| Ok::<_, std::io::Error>(Decision::Reject)).boxed()
+///     from_fn(|_, _| Decision::Reject).boxed()
 /// };
 /// ```
 #[derive(Clone)]
@@ -175,41 +145,5 @@ impl Validator for BoxValidator {
 impl fmt::Debug for BoxValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("BoxValidator(..)")
-    }
-}
-
-/// A validator could not decide: its store is unreachable, a file is unreadable, a task panicked.
-///
-/// The layer answers 503 Service Unavailable and logs the `Display` text, so an error must never
-/// carry a password or a raw header.
-pub struct ValidatorError(Box<dyn StdError + Send + Sync>);
-
-impl ValidatorError {
-    /// Wraps any error (or a message: `&str` and `String` convert too).
-    pub fn new(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self(error.into())
-    }
-
-    /// The wrapped error.
-    pub fn into_inner(self) -> Box<dyn StdError + Send + Sync> {
-        self.0
-    }
-}
-
-impl fmt::Debug for ValidatorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ValidatorError").field(&self.0).finish()
-    }
-}
-
-impl fmt::Display for ValidatorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl StdError for ValidatorError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.0)
     }
 }

@@ -3,7 +3,7 @@
 use http::request::Parts;
 
 use super::{Decision, Validation, Validator, ValidatorError};
-use crate::BasicCredentials;
+use crate::scheme::basic::BasicCredentials;
 
 /// Tries `A`, then `B` when `A` does not allow the credentials. Built by [`Validator::or`].
 ///

@@ -6,9 +6,10 @@ use std::fmt;
 use http::request::Parts;
 use subtle::ConstantTimeEq;
 
-use super::{Decision, Validation, Validator};
+use crate::identity::Identity;
+use crate::scheme::basic::BasicCredentials;
 use crate::secret::{SecretKey, Tag};
-use crate::{BasicCredentials, Identity};
+use crate::validator::{Decision, Validation, Validator};
 
 /// Users and passwords held in memory, for configuration files, tests and small deployments.
 ///

@@ -389,7 +389,7 @@ impl Drop for Waiter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validator::htpasswd::file::ParseOptions;
+    use crate::store::htpasswd::file::ParseOptions;
     use std::sync::atomic::AtomicUsize;
 
     const HASH: &str = "$2y$05$M96TNtTJ5SDiW7BI8sXokeTsWApyyURpFQ.h47HqTNwzG07px5zSK";

@@ -1,10 +1,10 @@
-//! Parsing the `Proxy-Authorization` field into Basic credentials.
+//! Basic credentials (RFC 7617 §2): the token68 is the standard base64 encoding (RFC 4648 §4)
+//! of `user-id ":" password`.
 //!
-//! The grammar is RFC 9110 §11.4 (`credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]`)
-//! with the Basic scheme of RFC 7617 §2: the token68 is the standard base64 encoding (RFC 4648 §4)
-//! of `user-id ":" password`. The parser is strict where leniency would be ambiguous (two field
-//! lines, two credentials in one value) and defines an answer for every other malformed input, so
-//! the layer can turn each [`CredentialsError`] into a response without ever panicking.
+//! The decoding is strict where leniency would be ambiguous (one decoding per token, no
+//! control characters) and defines an answer for every malformed input, so the scheme can turn
+//! each [`CredentialsError`] into a response without ever panicking. The surrounding grammar
+//! (scheme, whitespace, token68 or parameters) is [`crate::syntax`]'s.
 
 use std::fmt;
 
@@ -13,6 +13,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use http::header::{HeaderMap, PROXY_AUTHORIZATION};
 use zeroize::Zeroizing;
+
+use crate::syntax::{self, CredentialsData, SyntaxError};
 
 /// Standard alphabet (RFC 4648 §4); padding optional, but nothing may follow it, and the unused
 /// trailing bits must be zero, so every accepted token has exactly one decoding.
@@ -82,58 +84,59 @@ impl BasicCredentials {
     /// [`CredentialsError::Ambiguous`] for two field lines or two comma-joined credentials (the
     /// layer answers 400); any other variant for a malformed value (the layer answers 407).
     pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, CredentialsError> {
-        let (_, field) = proxy_authorization(headers);
-        match field? {
+        let (_, field) = syntax::credentials_field(headers, &PROXY_AUTHORIZATION);
+        match field.map_err(|_| CredentialsError::Ambiguous)? {
             Some(value) => Self::parse(value).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Parses one `Proxy-Authorization` field value, such as `Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==`.
-    ///
-    /// Rules (RFC 9110 §11.4, RFC 7617 §2): whitespace around the value is ignored; the scheme is
-    /// matched case-insensitively; one or more spaces separate it from the token68; the token68 is
-    /// standard base64 (padding optional, nothing after it); the decoded value splits at its first
-    /// `:`; the user-id must be UTF-8; neither part may hold a control character.
+    /// Parses one credentials field value, such as `Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==`: the
+    /// grammar of RFC 9110 §11.4 ([`syntax::parse_credentials`]), then
+    /// [`decode`](Self::decode) of the token68.
     ///
     /// # Errors
     ///
-    /// One [`CredentialsError`] variant per rule broken.
+    /// [`CredentialsError::Ambiguous`] for two comma-joined credentials,
+    /// [`CredentialsError::UnsupportedScheme`] for another scheme, and one variant per rule of
+    /// [`decode`](Self::decode) broken; a value that breaks the grammar after the `Basic`
+    /// scheme is [`CredentialsError::InvalidBase64`].
     pub fn parse(value: &[u8]) -> Result<Self, CredentialsError> {
-        let value = value.trim_ascii();
-        let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
-            Some(i) => (&value[..i], value[i..].trim_ascii_start()),
-            None => (value, &b""[..]),
-        };
-        if !scheme.eq_ignore_ascii_case(b"basic") {
-            // A comma-joined Basic credential behind another scheme is still two credentials.
-            if value
-                .split(|&b| b == b',')
-                .skip(1)
-                .any(|item| starts_with_basic(item.trim_ascii_start()))
-            {
-                return Err(CredentialsError::Ambiguous);
+        match syntax::parse_credentials(value) {
+            Err(SyntaxError::MultipleCredentials) => Err(CredentialsError::Ambiguous),
+            Err(_) => {
+                let value = value.trim_ascii_start();
+                let scheme = &value[..value.iter().take_while(|&&b| is_tchar(b)).count()];
+                Err(if scheme.eq_ignore_ascii_case(b"basic") {
+                    CredentialsError::InvalidBase64
+                } else {
+                    CredentialsError::UnsupportedScheme
+                })
             }
-            return Err(CredentialsError::UnsupportedScheme);
+            Ok(credentials) if !credentials.is_scheme("Basic") => {
+                Err(CredentialsError::UnsupportedScheme)
+            }
+            Ok(credentials) => match credentials.data() {
+                CredentialsData::Token68(token) => Self::decode(token),
+                CredentialsData::Empty => Err(CredentialsError::MissingToken),
+                CredentialsData::Params(_) => Err(CredentialsError::InvalidBase64),
+            },
         }
-        if rest.contains(&b',') {
-            // Two non-empty elements are two credentials; a stray comma is just malformed.
-            let elements = value
-                .split(|&b| b == b',')
-                .filter(|e| !e.trim_ascii().is_empty())
-                .count();
-            return Err(if elements > 1 {
-                CredentialsError::Ambiguous
-            } else {
-                CredentialsError::InvalidBase64
-            });
-        }
-        if rest.is_empty() {
-            return Err(CredentialsError::MissingToken);
-        }
+    }
+
+    /// Decodes the token68 of Basic credentials (RFC 7617 §2): standard base64 (padding
+    /// optional, nothing after it, unused trailing bits zero, so every token has one decoding),
+    /// split at the first `:`; the user-id must be UTF-8 and neither part may hold a control
+    /// character.
+    ///
+    /// # Errors
+    ///
+    /// [`CredentialsError::InvalidBase64`], [`CredentialsError::MissingColon`],
+    /// [`CredentialsError::ControlCharacter`], [`CredentialsError::InvalidUserId`].
+    pub fn decode(token68: &str) -> Result<Self, CredentialsError> {
         let decoded = Zeroizing::new(
             BASE64
-                .decode(rest)
+                .decode(token68)
                 .map_err(|_| CredentialsError::InvalidBase64)?,
         );
         let colon = decoded
@@ -147,6 +150,12 @@ impl BasicCredentials {
             return Err(CredentialsError::InvalidUserId);
         }
         Ok(Self { decoded, colon })
+    }
+
+    /// `user-id ":" password` as decoded: what the failure throttle recognises a repeated
+    /// credential by (it keeps only a keyed hash of it).
+    pub(crate) fn decoded(&self) -> &[u8] {
+        &self.decoded
     }
 
     /// The user-id: the decoded bytes before the first `:`, as UTF-8.
@@ -185,40 +194,12 @@ impl fmt::Debug for BasicCredentials {
     }
 }
 
-/// One pass over the `Proxy-Authorization` field lines: their total size in bytes, and the one
-/// value (`None` when absent, [`CredentialsError::Ambiguous`] for two or more lines).
-pub(crate) fn proxy_authorization(
-    headers: &HeaderMap,
-) -> (usize, Result<Option<&[u8]>, CredentialsError>) {
-    let mut size = 0;
-    let mut lines = 0;
-    let mut first = None;
-    for value in headers.get_all(PROXY_AUTHORIZATION) {
-        size += value.len();
-        lines += 1;
-        first.get_or_insert(value.as_bytes());
-    }
-    let field = if lines > 1 {
-        Err(CredentialsError::Ambiguous)
-    } else {
-        Ok(first)
-    };
-    (size, field)
-}
+use syntax::{is_ctl, is_tchar};
 
-fn starts_with_basic(item: &[u8]) -> bool {
-    item.len() > 5 && item[..5].eq_ignore_ascii_case(b"basic") && item[5] == b' '
-}
-
-/// CTL in RFC 5234 Appendix B.1: `%x00-1F / %x7F`.
-fn is_ctl(b: u8) -> bool {
-    b < 0x20 || b == 0x7f
-}
-
-/// Why a `Proxy-Authorization` field could not be used.
+/// Why Basic credentials could not be used.
 ///
 /// The layer answers [`Ambiguous`](Self::Ambiguous) with 400 Bad Request and every other variant
-/// with 407 and the challenge, as if no credentials had been sent (RFC 9110 §15.5.8). The
+/// with 401/407 and the challenges, as if no credentials had been sent (RFC 9110 §15.5.8). The
 /// `Display` text names the rule and never quotes the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -251,6 +232,21 @@ impl fmt::Display for CredentialsError {
             Self::ControlCharacter => "Basic credentials hold a control character",
             Self::InvalidUserId => "Basic user-id is not UTF-8 or holds ':' or a control character",
         })
+    }
+}
+
+impl CredentialsError {
+    /// A short, stable label for logs and metrics (`"invalid_base64"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ambiguous => "multiple_credentials",
+            Self::UnsupportedScheme => "unsupported_scheme",
+            Self::MissingToken => "missing_token68",
+            Self::InvalidBase64 => "invalid_base64",
+            Self::MissingColon => "missing_colon",
+            Self::ControlCharacter => "control_character",
+            Self::InvalidUserId => "invalid_user_id",
+        }
     }
 }
 

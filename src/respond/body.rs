@@ -8,13 +8,14 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// Either the inner service's body, passed through untouched, or the short text of a
-    /// rejection (407, 403, 400, 429, 431, 503) made by the layer.
+    /// Either the inner service's body, passed through untouched, or the body of a rejection
+    /// (401/407, 400, 403, 429, 431, 503) made by the layer.
     ///
     /// The layer wraps the body rather than asking the inner body type to be `Default` or
     /// `From<Bytes>`, as tower-http's `RequestBodyLimit` does, so it works in front of any
     /// service, including a proxy that returns hyper's `Incoming` from the origin. The rejection
-    /// body reports its exact size.
+    /// body reports its exact size. It is `Default` when the inner body is, so layers that need
+    /// a default body (tower-http's `CorsLayer` and `TimeoutLayer`) can wrap this one.
     pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -41,6 +42,13 @@ impl<B> ResponseBody<B> {
         Self {
             kind: Kind::Rejection { text: Some(text) },
         }
+    }
+}
+
+impl<B: Default> Default for ResponseBody<B> {
+    /// The inner body's default.
+    fn default() -> Self {
+        Self::new(B::default())
     }
 }
 

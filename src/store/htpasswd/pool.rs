@@ -101,7 +101,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validator::htpasswd::hash::FieldOptions;
+    use crate::store::htpasswd::hash::FieldOptions;
     use std::time::Duration;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,8 +19,9 @@ use arc_swap::{ArcSwap, Guard};
 use http::request::Parts;
 use zeroize::Zeroizing;
 
-use super::{Decision, Validation, Validator, ValidatorError};
-use crate::{BasicCredentials, Identity};
+use crate::identity::Identity;
+use crate::scheme::basic::BasicCredentials;
+use crate::validator::{Decision, Validation, Validator, ValidatorError};
 use cache::CredentialCache;
 use file::{ParseOptions, Slot, Table};
 use hash::FieldOptions;
@@ -153,7 +154,7 @@ pub const DEFAULT_MAX_QUEUED_PER_SLOT: usize = 16;
 /// use std::convert::Infallible;
 /// use http::{header::PROXY_AUTHORIZATION, Request, Response};
 /// use tower::{ServiceBuilder, ServiceExt};
-/// use tower_proxy_auth::validator::Htpasswd;
+/// use tower_proxy_auth::Htpasswd;
 /// use tower_proxy_auth::{BasicCredentials, ProxyAuthLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -267,12 +268,12 @@ impl Htpasswd {
     /// The hash format of `user`'s entry, if usable: for finding users still on a weak format.
     ///
     /// ```
-    /// use tower_proxy_auth::validator::{htpasswd::HashFormat, Htpasswd};
+    /// use tower_proxy_auth::{store::htpasswd::HashFormat, Htpasswd};
     ///
     /// let users = Htpasswd::from_contents("t", "old:PUYgFE2ihRt76\n")?;
     /// assert_eq!(users.format("old"), Some(HashFormat::Des));
     /// assert_eq!(users.format("nobody"), None);
-    /// # Ok::<(), tower_proxy_auth::validator::HtpasswdError>(())
+    /// # Ok::<(), tower_proxy_auth::store::htpasswd::HtpasswdError>(())
     /// ```
     pub fn format(&self, user: &str) -> Option<HashFormat> {
         self.shared
@@ -419,7 +420,7 @@ pub struct HtpasswdStats {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tower_proxy_auth::validator::Htpasswd;
+/// use tower_proxy_auth::Htpasswd;
 ///
 /// let users = Htpasswd::builder()
 ///     .lenient(true)
@@ -431,7 +432,7 @@ pub struct HtpasswdStats {
 ///     .max_bcrypt_cost(14)
 ///     .watch_interval(Duration::from_secs(5))
 ///     .open("/etc/nginx/htpasswd")?;
-/// # Ok::<(), tower_proxy_auth::validator::HtpasswdError>(())
+/// # Ok::<(), tower_proxy_auth::store::htpasswd::HtpasswdError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct HtpasswdBuilder {

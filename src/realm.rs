@@ -1,19 +1,15 @@
-//! Building the `Proxy-Authenticate` challenge.
-//!
-//! RFC 9110 §11.7.1 sends the challenge in `Proxy-Authenticate` with every 407; RFC 7617 §2 gives
-//! the Basic form `Basic realm="<realm>", charset="UTF-8"`. The realm is an auth-param written as
-//! a quoted-string (RFC 9110 §5.6.4), so `"` and `\` are escaped and control characters, which a
-//! quoted-string cannot carry and which would split the header, are refused. The value is built
-//! once, when the layer is built, and shared by every response.
+//! The realm a layer's challenges name (RFC 9110 §11.5).
 
 use std::fmt;
-
-use http::HeaderValue;
 
 /// The realm used when none is configured: `proxy`.
 pub const DEFAULT_REALM: &str = "proxy";
 
-/// A validated realm (RFC 9110 §11.5): any text without control characters.
+/// A validated realm: any text without control characters.
+///
+/// Challenges write it as a quoted-string (RFC 9110 §5.6.4), which cannot carry control
+/// characters and which they would break out of (`\r\n`), so they are refused here, once, when
+/// the layer is built.
 ///
 /// ```
 /// use tower_proxy_auth::Realm;
@@ -21,7 +17,7 @@ pub const DEFAULT_REALM: &str = "proxy";
 /// assert!(Realm::new("Corporate proxy \"east\"").is_ok());
 /// assert!(Realm::new("bad\r\nSet-Cookie: x=y").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Realm(String);
 
 impl Realm {
@@ -42,16 +38,6 @@ impl Realm {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The Basic challenge for this realm: `Basic realm="<escaped realm>", charset="UTF-8"`.
-    pub fn basic_challenge(&self) -> HeaderValue {
-        let mut value = String::with_capacity(self.0.len() + 32);
-        value.push_str("Basic realm=");
-        push_quoted_string(&mut value, &self.0);
-        value.push_str(", charset=\"UTF-8\"");
-        // Control characters were refused in `new`; every other byte is valid in a field value.
-        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Basic"))
-    }
 }
 
 impl Default for Realm {
@@ -70,18 +56,6 @@ impl fmt::Display for Realm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Appends `text` as a quoted-string (RFC 9110 §5.6.4): `"` and `\` become quoted-pairs.
-fn push_quoted_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
 }
 
 /// A realm that holds a control character (CR, LF, NUL, TAB, DEL, ...).
@@ -108,32 +82,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_challenge() {
-        assert_eq!(
-            Realm::default().basic_challenge(),
-            "Basic realm=\"proxy\", charset=\"UTF-8\""
-        );
-    }
-
-    #[test]
-    fn escapes_quote_and_backslash() {
-        let r = Realm::new(r#"a "b" \c"#).unwrap();
-        assert_eq!(
-            r.basic_challenge(),
-            r#"Basic realm="a \"b\" \\c", charset="UTF-8""#
-        );
-    }
-
-    #[test]
-    fn utf8_realm_is_kept() {
-        let r = Realm::new("Prüfung ✓").unwrap();
-        assert_eq!(
-            r.basic_challenge().as_bytes(),
-            "Basic realm=\"Prüfung ✓\", charset=\"UTF-8\"".as_bytes()
-        );
-    }
-
-    #[test]
     fn control_characters_refused() {
         for (realm, offset) in [
             ("a\rb", 1),
@@ -144,5 +92,6 @@ mod tests {
         ] {
             assert_eq!(Realm::new(realm), Err(InvalidRealm { offset }), "{realm:?}");
         }
+        assert_eq!(Realm::new("Prüfung ✓").unwrap().as_str(), "Prüfung ✓");
     }
 }
