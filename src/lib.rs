@@ -108,6 +108,7 @@ pub use party::Party;
 pub use realm::{InvalidRealm, Realm, DEFAULT_REALM};
 pub use respond::{RejectionBody, ResponseBody};
 pub use scheme::basic::{BasicCredentials, CredentialsError};
+pub use secret::RandomSourceError;
 #[cfg(feature = "htpasswd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
 pub use store::htpasswd::{Htpasswd, HtpasswdBuilder, HtpasswdError};

@@ -25,12 +25,12 @@ pub(crate) enum Step {
     /// when the verdict is not `Allow` (whose identity names the user) and known.
     Verdict {
         verdict: Verdict,
-        user: Option<Box<str>>,
+        user: Option<Box<[u8]>>,
     },
     /// The throttle answered before the validator was asked.
     Throttled {
         retry_after: Duration,
-        user: Box<str>,
+        user: Box<[u8]>,
     },
 }
 
@@ -120,7 +120,7 @@ impl<S: Scheme, V: Answers<S>> Offered for Offer<S, V> {
                 }
                 Answer::Pending(concluding) => {
                     let guard = throttle.map(|t| t.begin_attempt(key.user, request));
-                    let user: Box<str> = key.user.into();
+                    let user: Box<[u8]> = key.user.into();
                     Answer::pending(async move { finish(concluding.await, guard, name, &user) })
                 }
             },
@@ -140,7 +140,7 @@ impl<S: Scheme, V: Answers<S>> Offered for Offer<S, V> {
 
 /// The step for a verdict: an allowed identity records the scheme; other verdicts keep the
 /// claimed user name for the log.
-fn step(verdict: Verdict, scheme: &'static str, user: &str) -> Step {
+fn step(verdict: Verdict, scheme: &'static str, user: &[u8]) -> Step {
     match verdict {
         Verdict::Allow { identity, info } => Step::Verdict {
             verdict: Verdict::Allow {
@@ -162,7 +162,7 @@ fn finish(
     verdict: Verdict,
     guard: Option<crate::throttle::Attempt>,
     scheme: &'static str,
-    user: &str,
+    user: &[u8],
 ) -> Step {
     if let (Verdict::Reject, Some(guard)) = (&verdict, &guard) {
         guard.record_failure();

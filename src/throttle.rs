@@ -176,7 +176,7 @@ impl FailureThrottle {
     /// Attempts still being verified count as failures here, so a burst of concurrent guesses
     /// against a slow validator cannot slip past the limit before the first answer; a key
     /// throttled only by such attempts is told to retry after one second.
-    pub(crate) fn retry_after(&self, user_id: &str, request: &Parts) -> Option<Duration> {
+    pub(crate) fn retry_after(&self, user_id: &[u8], request: &Parts) -> Option<Duration> {
         if self.live.load(Ordering::Relaxed) == 0 {
             return None;
         }
@@ -202,7 +202,7 @@ impl FailureThrottle {
     }
 
     /// Counts one wrong credential for the user name and the client address.
-    pub(crate) fn record_failure(&self, user_id: &str, request: &Parts) {
+    pub(crate) fn record_failure(&self, user_id: &[u8], request: &Parts) {
         for window in self.windows(user_id, request).into_iter().flatten() {
             window.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -210,7 +210,7 @@ impl FailureThrottle {
 
     /// Marks an attempt whose answer comes later (an asynchronous validator) as in progress for
     /// the user name and the client address, until the returned guard is dropped.
-    pub(crate) fn begin_attempt(&self, user_id: &str, request: &Parts) -> Attempt {
+    pub(crate) fn begin_attempt(&self, user_id: &[u8], request: &Parts) -> Attempt {
         let windows = self.windows(user_id, request);
         for window in windows.iter().flatten() {
             window.pending.fetch_add(1, Ordering::Relaxed);
@@ -219,7 +219,7 @@ impl FailureThrottle {
     }
 
     /// The current windows of the user name and the client address, started if absent.
-    fn windows(&self, user_id: &str, request: &Parts) -> [Option<Arc<Window>>; 2] {
+    fn windows(&self, user_id: &[u8], request: &Parts) -> [Option<Arc<Window>>; 2] {
         let new_window = || {
             self.live.fetch_add(1, Ordering::Relaxed);
             Arc::new(Window {
@@ -236,7 +236,7 @@ impl FailureThrottle {
     }
 
     /// User names are tracked by a keyed 64-bit hash: fixed-size keys, whatever their length.
-    fn user_key(&self, user_id: &str) -> u64 {
+    fn user_key(&self, user_id: &[u8]) -> u64 {
         self.hasher.hash_one(user_id)
     }
 
@@ -307,17 +307,17 @@ mod tests {
         ] {
             let throttle = FailureThrottle::new(2, window);
             let parts = request();
-            assert_eq!(throttle.retry_after("alice", &parts), None);
-            throttle.record_failure("alice", &parts);
-            throttle.record_failure("alice", &parts);
-            let wait = throttle.retry_after("alice", &parts).expect("throttled");
+            assert_eq!(throttle.retry_after(b"alice", &parts), None);
+            throttle.record_failure(b"alice", &parts);
+            throttle.record_failure(b"alice", &parts);
+            let wait = throttle.retry_after(b"alice", &parts).expect("throttled");
             assert!(wait <= MAX_WINDOW && wait > MAX_WINDOW - Duration::from_secs(60));
         }
         // A zero window: every failure's window has already ended.
         let throttle = FailureThrottle::new(1, Duration::ZERO);
         let parts = request();
-        throttle.record_failure("alice", &parts);
-        throttle.record_failure("alice", &parts);
-        assert_eq!(throttle.retry_after("alice", &parts), None);
+        throttle.record_failure(b"alice", &parts);
+        throttle.record_failure(b"alice", &parts);
+        assert_eq!(throttle.retry_after(b"alice", &parts), None);
     }
 }

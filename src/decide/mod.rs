@@ -150,7 +150,7 @@ pub(crate) fn decide(input: Input<'_>, cx: &Context<'_>) -> Action {
 }
 
 /// The one event (and counter) of a decision.
-fn report(action: &Action, party: Party, scheme: Option<&'static str>, user: Option<&str>) {
+fn report(action: &Action, party: Party, scheme: Option<&'static str>, user: Option<&[u8]>) {
     let scheme_label = scheme.unwrap_or("-");
     let (outcome, reason) = match action {
         Action::Forward { .. } => ("allow", "allow"),
@@ -171,7 +171,7 @@ fn report(action: &Action, party: Party, scheme: Option<&'static str>, user: Opt
             tracing::debug!(target: "tower_proxy_auth", outcome, reason, scheme = scheme_label, party, user = %Escaped::new(identity.user()), "credentials accepted");
         }
         Action::Reject(rejection) => {
-            let user = Escaped::new(user.unwrap_or("-"));
+            let user = Escaped::new(user.unwrap_or(b"-"));
             match rejection.kind() {
                 RejectionKind::Challenge(ChallengeReason::WrongCredentials)
                 | RejectionKind::BadRequest(_)

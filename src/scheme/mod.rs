@@ -122,8 +122,9 @@ impl<'a> Setup<'a> {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct AttemptKey<'a> {
-    /// The user name the credentials claim.
-    pub user: &'a str,
+    /// The user name the credentials claim, as bytes (not always UTF-8: a Digest `username`
+    /// may carry any quoted-string).
+    pub user: &'a [u8],
     /// The credentials themselves, for schemes whose credentials repeat from one request to
     /// the next (Basic), so that a client repeating the same wrong credentials is recognised.
     /// `None` for schemes whose credentials change every time (Digest).
@@ -132,7 +133,7 @@ pub struct AttemptKey<'a> {
 
 impl<'a> AttemptKey<'a> {
     /// A key by user name only.
-    pub fn user(user: &'a str) -> Self {
+    pub fn user(user: &'a [u8]) -> Self {
         Self {
             user,
             repeatable: None,
@@ -140,7 +141,7 @@ impl<'a> AttemptKey<'a> {
     }
 
     /// A key by user name and the credentials, which repeat from request to request.
-    pub fn repeatable(user: &'a str, credentials: &'a [u8]) -> Self {
+    pub fn repeatable(user: &'a [u8], credentials: &'a [u8]) -> Self {
         Self {
             user,
             repeatable: Some(credentials),

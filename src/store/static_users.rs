@@ -4,20 +4,21 @@ use std::collections::HashMap;
 use std::fmt;
 
 use http::request::Parts;
-use subtle::ConstantTimeEq;
 
 use crate::identity::Identity;
 use crate::scheme::basic::BasicCredentials;
-use crate::secret::{SecretKey, Tag};
+use crate::secret::{RandomSourceError, SecretKey, Tag, TagMap};
 use crate::validator::{Decision, Validation, Validator};
 
 /// Users and passwords held in memory, for configuration files, tests and small deployments.
 ///
-/// Passwords are not stored: each is kept as an HMAC-SHA-256 tag under a key drawn at random
-/// when the table is made, and a request's password is reduced the same way and compared in
-/// constant time ([`subtle`]). An unknown user is compared against a dummy tag, so it costs the
-/// same work as a wrong password. User-ids are compared as exact bytes. Lookups are a hash-map
-/// probe: the cost of the accept path does not grow with the number of users.
+/// Passwords are not stored: each user-id and password pair is kept as a 128-bit keyed tag
+/// (SipHash-2-4, a keyed pseudo-random function; see the crate's `secret` module) under a key
+/// drawn from the OS random source when the table is made. A request's user-id and password
+/// are reduced the same way and looked up by that tag, compared in constant time
+/// ([`subtle`]). So a known user with a wrong password and an unknown user take exactly the
+/// same steps: one tag, one probe that finds nothing. User-ids and passwords are compared as
+/// exact bytes. The cost of a check does not grow with the number of users.
 ///
 /// ```
 /// use tower_proxy_auth::{ProxyAuthLayer, StaticUsers};
@@ -31,26 +32,37 @@ use crate::validator::{Decision, Validation, Validator};
 #[derive(Clone)]
 pub struct StaticUsers {
     key: SecretKey,
-    users: HashMap<Box<str>, Entry>,
-    dummy: Tag,
-}
-
-#[derive(Clone)]
-struct Entry {
-    tag: Tag,
-    identity: Identity,
+    /// Each user's tag, for [`remove`](Self::remove) and [`contains`](Self::contains).
+    users: HashMap<Box<str>, Tag>,
+    /// Identities by the tag of (user-id, password).
+    by_tag: TagMap<Identity>,
 }
 
 impl StaticUsers {
     /// An empty table (it rejects everyone).
+    ///
+    /// # Panics
+    ///
+    /// When the operating system's random source fails (no key can be made): see
+    /// [`try_new`](Self::try_new) for the fallible form.
     pub fn new() -> Self {
-        let key = SecretKey::random();
-        let dummy = key.tag(&[b"\0no such user\0"]);
-        Self {
-            key,
-            users: HashMap::new(),
-            dummy,
+        match Self::try_new() {
+            Ok(users) => users,
+            Err(error) => panic!("StaticUsers::new: {error}"),
         }
+    }
+
+    /// An empty table, or the error when the operating system's random source fails.
+    ///
+    /// # Errors
+    ///
+    /// [`RandomSourceError`].
+    pub fn try_new() -> Result<Self, RandomSourceError> {
+        Ok(Self {
+            key: SecretKey::random()?,
+            users: HashMap::new(),
+            by_tag: TagMap::default(),
+        })
     }
 
     /// Adds or replaces a user; the builder form of [`insert`](Self::insert).
@@ -63,16 +75,23 @@ impl StaticUsers {
     /// and not kept.
     pub fn insert(&mut self, user_id: impl Into<String>, password: impl AsRef<[u8]>) {
         let user_id = user_id.into();
-        let entry = Entry {
-            tag: self.key.tag(&[password.as_ref()]),
-            identity: Identity::new(user_id.as_str()),
-        };
-        self.users.insert(user_id.into_boxed_str(), entry);
+        let tag = self.key.tag_pair(user_id.as_bytes(), password.as_ref());
+        self.by_tag
+            .insert(tag.clone(), Identity::new(user_id.as_str()));
+        if let Some(old) = self.users.insert(user_id.into_boxed_str(), tag) {
+            self.by_tag.remove(&old);
+        }
     }
 
     /// Removes a user; returns whether it was present.
     pub fn remove(&mut self, user_id: &str) -> bool {
-        self.users.remove(user_id).is_some()
+        match self.users.remove(user_id) {
+            Some(tag) => {
+                self.by_tag.remove(&tag);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether `user_id` is in the table.
@@ -92,15 +111,8 @@ impl StaticUsers {
 
     /// Checks a user-id and password pair; the identity on success.
     pub fn check(&self, user_id: &str, password: &[u8]) -> Option<&Identity> {
-        let given = self.key.tag(&[password]);
-        let entry = self.users.get(user_id);
-        let stored = entry.map_or(&self.dummy, |e| &e.tag);
-        let good = given.ct_eq(stored) & u8::from(entry.is_some()).ct_eq(&1);
-        if bool::from(good) {
-            entry.map(|e| &e.identity)
-        } else {
-            None
-        }
+        self.by_tag
+            .get(&self.key.tag_pair(user_id.as_bytes(), password))
     }
 }
 
@@ -128,7 +140,11 @@ impl<U: Into<String>, P: AsRef<[u8]>> Extend<(U, P)> for StaticUsers {
 
 impl Validator for StaticUsers {
     fn validate(&self, credentials: &BasicCredentials, _request: &Parts) -> Validation {
-        match self.check(credentials.user_id(), credentials.password()) {
+        match self.by_tag.get(
+            &self
+                .key
+                .tag_pair(credentials.user_id_bytes(), credentials.password()),
+        ) {
             Some(identity) => Decision::Allow(identity.clone()).into(),
             None => Decision::Reject.into(),
         }

@@ -64,6 +64,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tables_match_the_grammar() {
+        for b in 0..=255u8 {
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            let t68 = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!((is_tchar(b), is_token68_char(b)), (tchar, t68), "{b:#04x}");
+        }
+    }
+
+    #[test]
     fn classes() {
         assert!(is_token(b"Basic") && is_token(b"x-Y.z~1"));
         assert!(!is_token(b"") && !is_token(b"a b") && !is_token(b"a=") && !is_token(b"\"a\""));

@@ -26,7 +26,8 @@ use super::SyntaxError;
 ///
 /// let basic = parse_credentials(b"basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")?;
 /// assert!(basic.is_scheme("Basic"));
-/// assert!(matches!(basic.data(), CredentialsData::Token68("QWxhZGRpbjpvcGVuIHNlc2FtZQ==")));
+/// let CredentialsData::Token68(token) = basic.data() else { unreachable!() };
+/// assert_eq!(token.as_str(), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
 ///
 /// let bare = parse_credentials(b"Negotiate")?;
 /// assert!(matches!(bare.data(), CredentialsData::Empty));
@@ -34,7 +35,8 @@ use super::SyntaxError;
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials<'a> {
-    scheme: &'a str,
+    /// A token: ASCII.
+    scheme: &'a [u8],
     data: CredentialsData<'a>,
 }
 
@@ -44,20 +46,47 @@ pub enum CredentialsData<'a> {
     /// Nothing: the scheme alone.
     Empty,
     /// A token68, such as Basic's base64 (RFC 7617) or a Bearer token (RFC 6750).
-    Token68(&'a str),
+    Token68(Token68<'a>),
     /// An auth-param list, such as Digest's (RFC 7616).
     Params(AuthParams<'a>),
+}
+
+/// A token68 (RFC 9110 §11.2): ASCII letters, digits, `-._~+/`, then `=` padding.
+///
+/// `Debug` shows its length only: a token68 is often a secret (Basic's base64 of a password,
+/// a Bearer token).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Token68<'a>(&'a [u8]);
+
+impl fmt::Debug for Token68<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token68(<{} bytes>)", self.0.len())
+    }
+}
+
+impl<'a> Token68<'a> {
+    /// The token's bytes (all ASCII).
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The token as text.
+    pub fn as_str(&self) -> &'a str {
+        // Only ASCII bytes are ever taken into a token68.
+        std::str::from_utf8(self.0).unwrap_or_default()
+    }
 }
 
 impl<'a> Credentials<'a> {
     /// The auth-scheme as sent.
     pub fn scheme(&self) -> &'a str {
-        self.scheme
+        // A token is ASCII.
+        std::str::from_utf8(self.scheme).unwrap_or_default()
     }
 
     /// Whether the auth-scheme is `name`, compared case-insensitively (RFC 9110 §11.1).
     pub fn is_scheme(&self, name: &str) -> bool {
-        self.scheme.eq_ignore_ascii_case(name)
+        self.scheme.eq_ignore_ascii_case(name.as_bytes())
     }
 
     /// What follows the scheme.
@@ -70,10 +99,10 @@ impl fmt::Debug for Credentials<'_> {
     /// The scheme and the shape of what follows; never a token68 or a parameter value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Credentials");
-        d.field("scheme", &self.scheme);
+        d.field("scheme", &self.scheme());
         match &self.data {
             CredentialsData::Empty => d.field("data", &"empty"),
-            CredentialsData::Token68(t) => d.field("token68_len", &t.len()),
+            CredentialsData::Token68(t) => d.field("token68_len", &t.0.len()),
             CredentialsData::Params(p) => d.field("params", p),
         };
         d.finish()
@@ -84,10 +113,15 @@ impl fmt::Debug for CredentialsData<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Empty => f.write_str("Empty"),
-            Self::Token68(t) => write!(f, "Token68(<{} bytes>)", t.len()),
+            Self::Token68(t) => write!(f, "Token68(<{} bytes>)", t.0.len()),
             Self::Params(p) => f.debug_tuple("Params").field(p).finish(),
         }
     }
+}
+
+/// The length of the run of bytes at the start of `s` for which `class` holds.
+fn span(s: &[u8], class: impl Fn(u8) -> bool) -> usize {
+    s.iter().position(|&b| !class(b)).unwrap_or(s.len())
 }
 
 /// Parses one credentials field value (RFC 9110 §11.4), with no knowledge of any scheme.
@@ -101,13 +135,11 @@ pub fn parse_credentials(value: &[u8]) -> Result<Credentials<'_>, SyntaxError> {
     if value.is_empty() {
         return Err(SyntaxError::Empty);
     }
-    let scheme_len = value.iter().take_while(|&&b| is_tchar(b)).count();
+    let scheme_len = span(value, is_tchar);
     if scheme_len == 0 {
         return Err(SyntaxError::InvalidScheme);
     }
-    // Tokens are ASCII.
-    let scheme =
-        std::str::from_utf8(&value[..scheme_len]).map_err(|_| SyntaxError::InvalidScheme)?;
+    let scheme = &value[..scheme_len];
     let rest = &value[scheme_len..];
     if rest.is_empty() {
         return Ok(Credentials {
@@ -119,21 +151,19 @@ pub fn parse_credentials(value: &[u8]) -> Result<Credentials<'_>, SyntaxError> {
         return Err(SyntaxError::MissingSpace);
     }
     // 1*SP; the value was trimmed, so something follows.
-    let after = &rest[rest.iter().take_while(|&&b| b == b' ').count()..];
-    let chars = after.iter().take_while(|&&b| is_token68_char(b)).count();
-    let token68_len = chars + after[chars..].iter().take_while(|&&b| b == b'=').count();
+    let after = &rest[span(rest, |b| b == b' ')..];
+    let chars = span(after, is_token68_char);
+    let token68_len = chars + span(&after[chars..], |b| b == b'=');
     if chars > 0 {
         let tail = &after[token68_len..];
+        if tail.is_empty() {
+            return Ok(Credentials {
+                scheme,
+                data: CredentialsData::Token68(Token68(&after[..token68_len])),
+            });
+        }
         let next = tail.iter().position(|&b| !is_ows(b));
         match next.map(|i| tail[i]) {
-            None if tail.is_empty() => {
-                let token = std::str::from_utf8(&after[..token68_len])
-                    .map_err(|_| SyntaxError::InvalidToken68)?;
-                return Ok(Credentials {
-                    scheme,
-                    data: CredentialsData::Token68(token),
-                });
-            }
             // A token68 then a comma: a second credentials if anything but empty elements
             // follows, otherwise a stray comma.
             Some(b',') => {
@@ -170,7 +200,7 @@ mod tests {
         parse_credentials(value.as_bytes()).map(|c| {
             let data = match c.data() {
                 CredentialsData::Empty => "empty".to_owned(),
-                CredentialsData::Token68(t) => format!("token68 {t}"),
+                CredentialsData::Token68(t) => format!("token68 {}", t.as_str()),
                 CredentialsData::Params(p) => format!("params {p}"),
             };
             (c.scheme().to_owned(), data)

@@ -19,7 +19,7 @@ mod writer;
 
 use std::fmt;
 
-pub use credentials::{parse_credentials, Credentials, CredentialsData};
+pub use credentials::{parse_credentials, Credentials, CredentialsData, Token68};
 pub use field::credentials_field;
 pub use params::{AuthParam, AuthParams, MAX_EMPTY_ELEMENTS, MAX_PARAMS};
 pub use writer::ChallengeBuilder;

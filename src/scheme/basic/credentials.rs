@@ -12,7 +12,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use http::header::{HeaderMap, PROXY_AUTHORIZATION};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::syntax::{self, CredentialsData, SyntaxError};
 
@@ -43,7 +43,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 #[derive(Clone)]
 pub struct BasicCredentials {
     /// `user-id ":" password`, as decoded.
-    decoded: Zeroizing<Vec<u8>>,
+    decoded: Decoded,
     /// Index of the first `:` in `decoded`.
     colon: usize,
 }
@@ -64,10 +64,7 @@ impl BasicCredentials {
         if password.iter().copied().any(is_ctl) {
             return Err(CredentialsError::ControlCharacter);
         }
-        let mut decoded = Zeroizing::new(Vec::with_capacity(user_id.len() + 1 + password.len()));
-        decoded.extend_from_slice(user_id.as_bytes());
-        decoded.push(b':');
-        decoded.extend_from_slice(password);
+        let decoded = Decoded::from_parts(&[user_id.as_bytes(), b":", password]);
         Ok(Self {
             decoded,
             colon: user_id.len(),
@@ -117,7 +114,7 @@ impl BasicCredentials {
                 Err(CredentialsError::UnsupportedScheme)
             }
             Ok(credentials) => match credentials.data() {
-                CredentialsData::Token68(token) => Self::decode(token),
+                CredentialsData::Token68(token) => Self::decode(token.as_bytes()),
                 CredentialsData::Empty => Err(CredentialsError::MissingToken),
                 CredentialsData::Params(_) => Err(CredentialsError::InvalidBase64),
             },
@@ -133,12 +130,9 @@ impl BasicCredentials {
     ///
     /// [`CredentialsError::InvalidBase64`], [`CredentialsError::MissingColon`],
     /// [`CredentialsError::ControlCharacter`], [`CredentialsError::InvalidUserId`].
-    pub fn decode(token68: &str) -> Result<Self, CredentialsError> {
-        let decoded = Zeroizing::new(
-            BASE64
-                .decode(token68)
-                .map_err(|_| CredentialsError::InvalidBase64)?,
-        );
+    pub fn decode(token68: impl AsRef<[u8]>) -> Result<Self, CredentialsError> {
+        let token68 = token68.as_ref();
+        let decoded = Decoded::base64(token68)?;
         let colon = decoded
             .iter()
             .position(|&b| b == b':')
@@ -156,6 +150,11 @@ impl BasicCredentials {
     /// credential by (it keeps only a keyed hash of it).
     pub(crate) fn decoded(&self) -> &[u8] {
         &self.decoded
+    }
+
+    /// The user-id's bytes (UTF-8, checked when the credentials were made).
+    pub(crate) fn user_id_bytes(&self) -> &[u8] {
+        &self.decoded[..self.colon]
     }
 
     /// The user-id: the decoded bytes before the first `:`, as UTF-8.
@@ -180,7 +179,7 @@ impl BasicCredentials {
     /// holds the password in reversible form: treat it as a secret.
     pub fn encode(&self) -> String {
         let mut out = String::from("Basic ");
-        BASE64.encode_string(&*self.decoded, &mut out);
+        BASE64.encode_string(&self.decoded[..], &mut out);
         out
     }
 }
@@ -195,6 +194,84 @@ impl fmt::Debug for BasicCredentials {
 }
 
 use syntax::{is_ctl, is_tchar};
+
+/// Decoded credentials up to this many bytes are held inline, without an allocation.
+const INLINE: usize = 96;
+
+/// `user-id ":" password` as decoded: inline up to [`INLINE`] bytes, on the heap beyond;
+/// zeroized when dropped either way.
+#[derive(Clone)]
+enum Decoded {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Zeroizing<Vec<u8>>),
+}
+
+impl Decoded {
+    fn from_parts(parts: &[&[u8]]) -> Self {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            let mut at = 0;
+            for part in parts {
+                bytes[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            Self::Inline {
+                len: len as u8,
+                bytes,
+            }
+        } else {
+            Self::Heap(Zeroizing::new(parts.concat()))
+        }
+    }
+
+    /// Decodes standard base64 (RFC 4648 §4) in the one strict form [`BASE64`] accepts.
+    fn base64(token68: &[u8]) -> Result<Self, CredentialsError> {
+        // At most 3 bytes per 4 characters.
+        if token68.len() / 4 * 3 + 3 <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            let len = BASE64
+                .decode_slice(token68, &mut bytes)
+                .map_err(|_| CredentialsError::InvalidBase64);
+            match len {
+                Ok(len) => Ok(Self::Inline {
+                    len: len as u8,
+                    bytes,
+                }),
+                Err(e) => {
+                    bytes.zeroize();
+                    Err(e)
+                }
+            }
+        } else {
+            BASE64
+                .decode(token68)
+                .map(|v| Self::Heap(Zeroizing::new(v)))
+                .map_err(|_| CredentialsError::InvalidBase64)
+        }
+    }
+}
+
+impl std::ops::Deref for Decoded {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(v) => v,
+        }
+    }
+}
+
+impl Drop for Decoded {
+    fn drop(&mut self) {
+        // Only the bytes in use can hold anything: the rest was never written (a failed
+        // decode zeroizes the whole buffer itself).
+        if let Self::Inline { len, bytes } = self {
+            bytes[..usize::from(*len)].zeroize();
+        }
+    }
+}
 
 /// Why Basic credentials could not be used.
 ///

@@ -90,9 +90,8 @@ impl Scheme for Basic {
         _: &Parts,
     ) -> Result<BasicCredentials, Verdict> {
         match credentials.data() {
-            CredentialsData::Token68(token) => {
-                BasicCredentials::decode(token).map_err(|e| Verdict::Malformed(e.as_str()))
-            }
+            CredentialsData::Token68(token) => BasicCredentials::decode(token.as_bytes())
+                .map_err(|e| Verdict::Malformed(e.as_str())),
             CredentialsData::Empty => Err(Verdict::Malformed("missing_token68")),
             CredentialsData::Params(_) => Err(Verdict::Malformed("not_token68")),
         }
@@ -103,7 +102,7 @@ impl Scheme for Basic {
     }
 
     fn attempt_key<'a>(&self, attempt: &'a BasicCredentials) -> AttemptKey<'a> {
-        AttemptKey::repeatable(attempt.user_id(), attempt.decoded())
+        AttemptKey::repeatable(attempt.user_id_bytes(), attempt.decoded())
     }
 
     fn conclude(

@@ -49,7 +49,7 @@ use tokio::sync::OnceCell;
 
 use super::clock::Stamp;
 use super::file::{Entry, Table};
-use crate::secret::{SecretKey, Tag};
+use crate::secret::{RandomSourceError, SecretKey, Tag};
 
 /// The answer of one verification: match or not, or why it could not run.
 pub(crate) type Outcome = Result<bool, Arc<str>>;
@@ -121,21 +121,21 @@ impl CredentialCache {
     /// A cache letting up to `capacity` entries of a table remember a success for `ttl` each;
     /// `capacity == 0` or a zero `ttl` remembers nothing (in-flight verifications are still
     /// shared).
-    pub(crate) fn new(capacity: u64, ttl: Duration) -> Self {
+    pub(crate) fn new(capacity: u64, ttl: Duration) -> Result<Self, RandomSourceError> {
         let capacity = if ttl.is_zero() {
             0
         } else {
             usize::try_from(capacity).unwrap_or(usize::MAX)
         };
-        Self {
-            key: SecretKey::random(),
+        Ok(Self {
+            key: SecretKey::random()?,
             capacity,
             ttl,
             inflight: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The tag of a password given for a listed user: what that user's entry remembers.
@@ -412,7 +412,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn coalesces_and_remembers_successes_only() {
-        let cache = Arc::new(CredentialCache::new(100, Duration::from_secs(60)));
+        let cache = Arc::new(CredentialCache::new(100, Duration::from_secs(60)).unwrap());
         let table = table(&format!("alice:{HASH}\n"));
         let runs = Arc::new(AtomicUsize::new(0));
         let tag = cache.tag(b"pw");
@@ -471,7 +471,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_users_are_never_remembered_and_coalesce_per_user() {
-        let cache = CredentialCache::new(100, Duration::from_secs(60));
+        let cache = CredentialCache::new(100, Duration::from_secs(60)).unwrap();
         let table = table(&format!("alice:{HASH}\n"));
         let dummy = table.dummy().unwrap();
         assert_ne!(dummy.id, entry(&table, "alice").id);
@@ -489,7 +489,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancelled_waiters_leave_no_entry() {
-        let cache = CredentialCache::new(100, Duration::from_secs(60));
+        let cache = CredentialCache::new(100, Duration::from_secs(60)).unwrap();
         let table = table(&format!("u:{HASH}\n"));
         let u = entry(&table, "u");
         let key = CredentialCache::inflight_key(u, cache.tag(b"p"));
@@ -511,8 +511,8 @@ mod tests {
         let table = table(&format!("u:{HASH}\n"));
         let u = entry(&table, "u");
         for cache in [
-            CredentialCache::new(0, Duration::from_secs(60)),
-            CredentialCache::new(100, Duration::ZERO),
+            CredentialCache::new(0, Duration::from_secs(60)).unwrap(),
+            CredentialCache::new(100, Duration::ZERO).unwrap(),
         ] {
             let tag = cache.tag(b"p");
             cache.remember(&table, u, tag.clone());
@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn successes_expire_and_are_forgotten() {
         let ttl = Duration::from_millis(30);
-        let cache = CredentialCache::new(100, ttl);
+        let cache = CredentialCache::new(100, ttl).unwrap();
         let table = table(&format!("u:{HASH}\n"));
         let u = entry(&table, "u");
         let tag = cache.tag(b"p");
@@ -542,7 +542,7 @@ mod tests {
     #[test]
     fn capacity_bounds_the_entries_remembering_and_a_sweep_frees_expired_ones() {
         let ttl = Duration::from_millis(30);
-        let cache = CredentialCache::new(1, ttl);
+        let cache = CredentialCache::new(1, ttl).unwrap();
         let table = table(&format!("a:{HASH}\nb:{HASH}\n"));
         let (a, b) = (entry(&table, "a"), entry(&table, "b"));
         let tag = cache.tag(b"p");
@@ -563,7 +563,7 @@ mod tests {
 
     #[test]
     fn a_reload_carries_over_unchanged_entries_only() {
-        let cache = CredentialCache::new(100, Duration::from_secs(60));
+        let cache = CredentialCache::new(100, Duration::from_secs(60)).unwrap();
         let old = table(&format!("same:{HASH}\nrehashed:{HASH}\nremoved:{HASH}\n"));
         let tag = cache.tag(b"p");
         for user in ["same", "rehashed", "removed"] {
@@ -577,7 +577,7 @@ mod tests {
         assert_eq!(new.occupancy.get(), 1);
 
         // Up to the capacity only.
-        let cache = CredentialCache::new(1, Duration::from_secs(60));
+        let cache = CredentialCache::new(1, Duration::from_secs(60)).unwrap();
         let old = table(&format!("a:{HASH}\nb:{HASH}\n"));
         let tag = cache.tag(b"p");
         cache.remember(&old, entry(&old, "a"), tag.clone());

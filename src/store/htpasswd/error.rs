@@ -5,6 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::hash::HashFormat;
+use crate::secret::RandomSourceError;
 
 /// An htpasswd file could not be loaded or reloaded.
 ///
@@ -42,6 +43,14 @@ pub enum HtpasswdError {
         /// The name the table was built with.
         name: Arc<str>,
     },
+    /// The operating system's random source failed, so the key of the credential cache could
+    /// not be made.
+    RandomSource {
+        /// The file, as given.
+        file: Arc<str>,
+        /// The failure.
+        source: RandomSourceError,
+    },
     /// The thread that watches the file for changes could not be started.
     Watch {
         /// The file, as given.
@@ -55,7 +64,10 @@ impl HtpasswdError {
     /// The file (or the name given to [`from_contents`](super::Htpasswd::from_contents)).
     pub fn file(&self) -> &str {
         match self {
-            Self::Read { file, .. } | Self::Line { file, .. } | Self::Watch { file, .. } => file,
+            Self::Read { file, .. }
+            | Self::Line { file, .. }
+            | Self::Watch { file, .. }
+            | Self::RandomSource { file, .. } => file,
             Self::NotAFile { name } => name,
         }
     }
@@ -91,6 +103,7 @@ impl fmt::Display for HtpasswdError {
             Self::Watch { file, source } => {
                 write!(f, "{file}: cannot start the file watcher: {source}")
             }
+            Self::RandomSource { file, source } => write!(f, "{file}: {source}"),
         }
     }
 }
@@ -99,6 +112,7 @@ impl std::error::Error for HtpasswdError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Read { source, .. } | Self::Watch { source, .. } => Some(&**source),
+            Self::RandomSource { source, .. } => Some(source),
             _ => None,
         }
     }

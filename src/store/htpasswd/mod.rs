@@ -615,7 +615,7 @@ impl HtpasswdBuilder {
             (None, None)
         };
         let interval = self.watch_interval;
-        let shared = Arc::new(self.shared(name.clone(), Some(path), table, stop));
+        let shared = Arc::new(self.shared(name.clone(), Some(path), table, stop)?);
         {
             let mut state = shared
                 .reload
@@ -649,7 +649,7 @@ impl HtpasswdBuilder {
         let name: Arc<str> = Arc::from(name.into());
         let table = Table::parse(&name, contents.as_ref(), self.parse_options())?;
         Ok(Htpasswd {
-            shared: Arc::new(self.shared(name, None, table, None)),
+            shared: Arc::new(self.shared(name, None, table, None)?),
         })
     }
 
@@ -672,13 +672,20 @@ impl HtpasswdBuilder {
         path: Option<PathBuf>,
         table: Table,
         stop: Option<mpsc::Sender<()>>,
-    ) -> Shared {
-        Shared {
+    ) -> Result<Shared, HtpasswdError> {
+        let cache =
+            CredentialCache::new(self.cache_capacity, self.cache_ttl).map_err(|source| {
+                HtpasswdError::RandomSource {
+                    file: name.clone(),
+                    source,
+                }
+            })?;
+        Ok(Shared {
             name,
             path,
             options: self.parse_options(),
             table: ArcSwap::from_pointee(table),
-            cache: CredentialCache::new(self.cache_capacity, self.cache_ttl),
+            cache,
             pool: Pool::new(
                 self.max_concurrent,
                 self.max_queued.unwrap_or_else(|| {
@@ -692,6 +699,6 @@ impl HtpasswdBuilder {
                 ..ReloadState::default()
             }),
             _stop_watcher: stop,
-        }
+        })
     }
 }
