@@ -162,21 +162,16 @@ pub fn parse_credentials(value: &[u8]) -> Result<Credentials<'_>, SyntaxError> {
                 data: CredentialsData::Token68(Token68(&after[..token68_len])),
             });
         }
-        let next = tail.iter().position(|&b| !is_ows(b));
-        match next.map(|i| tail[i]) {
-            // A token68 then a comma: a second credentials if anything but empty elements
-            // follows, otherwise a stray comma.
-            Some(b',') => {
-                let more = tail.split(|&b| b == b',').any(|e| !trim_ows(e).is_empty());
-                return Err(if more {
-                    SyntaxError::MultipleCredentials
-                } else {
-                    SyntaxError::InvalidToken68
-                });
-            }
-            // Either an auth-param list (`name=value`) or a malformed token68: the list
-            // parser tells.
-            _ => {}
+        // A token68 then a comma: a second credentials if anything but empty elements
+        // follows, otherwise a stray comma. Anything else after it is either an auth-param
+        // list (`name=value`) or a malformed token68: the list parser tells.
+        if tail.iter().find(|&&b| !is_ows(b)) == Some(&b',') {
+            let more = tail.split(|&b| b == b',').any(|e| !trim_ows(e).is_empty());
+            return Err(if more {
+                SyntaxError::MultipleCredentials
+            } else {
+                SyntaxError::InvalidToken68
+            });
         }
     }
     let params = AuthParams::parse(after).map_err(|e| match e {
