@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::Identity;
 
@@ -34,6 +35,7 @@ pub enum Decision {
 /// [`Ready`](Self::Ready) and costs no allocation; one that must wait (a remote store, a hash on
 /// a blocking pool) answers [`Pending`](Self::Pending) with a boxed future that owns what it
 /// needs.
+#[non_exhaustive]
 pub enum Answer<T> {
     /// Decided without waiting.
     Ready(T),
@@ -109,9 +111,10 @@ impl<T: fmt::Debug> fmt::Debug for Answer<T> {
 /// let shed = ValidatorError::overloaded("verification queue is full");
 /// assert!(shed.is_overloaded());
 /// ```
+#[derive(Clone)]
 pub struct ValidatorError {
     kind: ValidatorErrorKind,
-    error: Box<dyn StdError + Send + Sync>,
+    error: Arc<dyn StdError + Send + Sync>,
 }
 
 /// What kind of failure a [`ValidatorError`] is.
@@ -131,7 +134,7 @@ impl ValidatorError {
     pub fn new(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self {
             kind: ValidatorErrorKind::Unavailable,
-            error: error.into(),
+            error: Arc::from(error.into()),
         }
     }
 
@@ -139,7 +142,7 @@ impl ValidatorError {
     pub fn overloaded(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self {
             kind: ValidatorErrorKind::Overloaded,
-            error: error.into(),
+            error: Arc::from(error.into()),
         }
     }
 
@@ -153,8 +156,9 @@ impl ValidatorError {
         self.kind == ValidatorErrorKind::Overloaded
     }
 
-    /// The wrapped error.
-    pub fn into_inner(self) -> Box<dyn StdError + Send + Sync> {
+    /// The wrapped error (shared: a `ValidatorError` is cheap to clone, so that requests
+    /// waiting for one shared check all get its error).
+    pub fn into_inner(self) -> Arc<dyn StdError + Send + Sync> {
         self.error
     }
 }

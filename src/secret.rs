@@ -60,14 +60,33 @@ impl SecretKey {
         Ok(Self(SipHasher24::new_with_key(&key)))
     }
 
-    /// The tag of the pair (`first`, `second`): `first`'s length, `first`, then `second`
-    /// (SipHash mixes the total length in, so the split is unambiguous). One block less than
-    /// [`tag`](Self::tag) with two parts, for the hot path.
-    pub(crate) fn tag_pair(&self, first: &[u8], second: &[u8]) -> Tag {
+    /// The tag of Basic-style credentials `user ":" password`, given as one slice and the
+    /// user's length (which makes the split unambiguous, whatever the user holds). One
+    /// contiguous write: about half the cost of hashing the parts separately.
+    pub(crate) fn tag_credentials(&self, user_len: usize, joined: &[u8]) -> Tag {
         let mut hasher = self.0;
-        hasher.write_u64(first.len() as u64);
-        hasher.write(first);
-        hasher.write(second);
+        hasher.write_u64(user_len as u64);
+        hasher.write(joined);
+        let h = hasher.finish128();
+        Tag([h.h1, h.h2])
+    }
+
+    /// [`tag_credentials`](Self::tag_credentials) under a context of two words (a cache's
+    /// epoch and a validator's answer version), so that the same credentials in another
+    /// context have another tag.
+    pub(crate) fn tag_credentials_in(
+        &self,
+        context: [u64; 2],
+        user_len: usize,
+        joined: &[u8],
+    ) -> Tag {
+        let mut head = [0u8; 24];
+        head[..8].copy_from_slice(&context[0].to_le_bytes());
+        head[8..16].copy_from_slice(&context[1].to_le_bytes());
+        head[16..].copy_from_slice(&(user_len as u64).to_le_bytes());
+        let mut hasher = self.0;
+        hasher.write(&head);
+        hasher.write(joined);
         let h = hasher.finish128();
         Tag([h.h1, h.h2])
     }
@@ -168,9 +187,16 @@ mod tests {
         let other = SecretKey::random().unwrap();
         assert!(!bool::from(tag.ct_eq(&other.tag(&[b"alice", b"s3cret"]))));
         assert!(!format!("{key:?}{tag:?}").contains(char::is_numeric));
-        let pair = key.tag_pair(b"alice", b"s3cret");
-        assert!(bool::from(pair.ct_eq(&key.tag_pair(b"alice", b"s3cret"))));
-        assert!(!bool::from(pair.ct_eq(&key.tag_pair(b"alices", b"3cret"))));
-        assert!(!bool::from(pair.ct_eq(&key.tag_pair(b"alice", b"s3cre"))));
+        let pair = key.tag_credentials(5, b"alice:s3cret");
+        assert!(bool::from(
+            pair.ct_eq(&key.tag_credentials(5, b"alice:s3cret"))
+        ));
+        // The same bytes split elsewhere: another user with another password.
+        assert!(!bool::from(
+            pair.ct_eq(&key.tag_credentials(6, b"alice:s3cret"))
+        ));
+        assert!(!bool::from(
+            pair.ct_eq(&key.tag_credentials(5, b"alice:s3cre"))
+        ));
     }
 }

@@ -108,10 +108,11 @@ fn quiet() -> tower_proxy_auth::HtpasswdBuilder {
 async fn decide(validator: &impl Validator, user: &str, password: &str) -> Decision {
     let credentials = BasicCredentials::new(user, password).unwrap();
     let (parts, ()) = Request::new(()).into_parts();
-    match validator.validate(&credentials, &parts) {
-        Validation::Ready(result) => result.unwrap(),
-        Validation::Pending(future) => future.await.unwrap(),
-    }
+    validator
+        .validate(&credentials, &parts)
+        .resolve()
+        .await
+        .unwrap()
 }
 
 /// Whether the decision lets `user` in, with an identity naming them.

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use http::request::Parts;
+use zeroize::Zeroizing;
 
 use crate::identity::Identity;
 use crate::scheme::basic::BasicCredentials;
@@ -75,7 +76,7 @@ impl StaticUsers {
     /// and not kept.
     pub fn insert(&mut self, user_id: impl Into<String>, password: impl AsRef<[u8]>) {
         let user_id = user_id.into();
-        let tag = self.key.tag_pair(user_id.as_bytes(), password.as_ref());
+        let tag = self.tag(user_id.as_bytes(), password.as_ref());
         self.by_tag
             .insert(tag.clone(), Identity::new(user_id.as_str()));
         if let Some(old) = self.users.insert(user_id.into_boxed_str(), tag) {
@@ -111,8 +112,26 @@ impl StaticUsers {
 
     /// Checks a user-id and password pair; the identity on success.
     pub fn check(&self, user_id: &str, password: &[u8]) -> Option<&Identity> {
-        self.by_tag
-            .get(&self.key.tag_pair(user_id.as_bytes(), password))
+        self.by_tag.get(&self.tag(user_id.as_bytes(), password))
+    }
+}
+
+impl StaticUsers {
+    /// The tag of `user` and `password`: the same as Basic credentials' `user:password`.
+    fn tag(&self, user: &[u8], password: &[u8]) -> Tag {
+        let len = user.len() + 1 + password.len();
+        let mut stack = Zeroizing::new([0u8; 128]);
+        let mut heap = Zeroizing::new(Vec::new());
+        let joined: &mut [u8] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap[..]
+        };
+        joined[..user.len()].copy_from_slice(user);
+        joined[user.len()] = b':';
+        joined[user.len() + 1..].copy_from_slice(password);
+        self.key.tag_credentials(user.len(), joined)
     }
 }
 
@@ -140,11 +159,10 @@ impl<U: Into<String>, P: AsRef<[u8]>> Extend<(U, P)> for StaticUsers {
 
 impl Validator for StaticUsers {
     fn validate(&self, credentials: &BasicCredentials, _request: &Parts) -> Validation {
-        match self.by_tag.get(
-            &self
-                .key
-                .tag_pair(credentials.user_id_bytes(), credentials.password()),
-        ) {
+        let tag = self
+            .key
+            .tag_credentials(credentials.user_id_bytes().len(), credentials.decoded());
+        match self.by_tag.get(&tag) {
             Some(identity) => Decision::Allow(identity.clone()).into(),
             None => Decision::Reject.into(),
         }

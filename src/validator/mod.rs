@@ -2,7 +2,10 @@
 //!
 //! - [`Validator`]: the password check the Basic scheme asks. Implemented by
 //!   [`StaticUsers`](crate::StaticUsers), [`Htpasswd`](crate::Htpasswd), closures
-//!   ([`from_fn`], [`from_async_fn`]) and combinations ([`Validator::or`]).
+//!   ([`from_fn`], [`from_async_fn`]), any `tower::Service` ([`from_service`], so tower's
+//!   timeout, concurrency-limit and load-shed layers apply to a remote store) and
+//!   combinations: [`Validator::or`], [`Cached`] (answers remembered, identical checks
+//!   shared), [`Blocking`] (a slow synchronous check on a bounded [`BlockingPool`]).
 //! - A token check for Bearer (RFC 6750) would be a kind of its own here, `Fn(&str, &Parts) ->
 //!   Validation` over the token68, bound to a Bearer scheme through [`Answers`]; nothing in the
 //!   layer would change. It is not built yet.
@@ -16,8 +19,13 @@
 //! future otherwise, and a [`ValidatorError`] (503, never an open door) when its store cannot
 //! be consulted, with [`ValidatorError::overloaded`] for a check it shed.
 
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+mod blocking;
+mod cached;
 mod callback;
 mod or;
+mod service;
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,8 +39,16 @@ use crate::scheme::Scheme;
 pub use crate::outcome::{
     BoxValidationFuture, Decision, Validation, ValidatorError, ValidatorErrorKind,
 };
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub use blocking::{Blocking, BlockingPool, DEFAULT_MAX_QUEUED_PER_SLOT};
+pub use cached::{
+    CacheStats, Cached, DEFAULT_CAPACITY as DEFAULT_CACHE_CAPACITY,
+    DEFAULT_TTL as DEFAULT_CACHE_TTL,
+};
 pub use callback::{from_async_fn, from_fn, AsyncFnValidator, FnValidator, IntoDecision};
 pub use or::Or;
+pub use service::{from_service, Check, ServiceValidator};
 
 /// A validator kind that answers the questions of scheme `S`.
 ///
@@ -88,6 +104,16 @@ pub trait Validator: Send + Sync + 'static {
     /// Decides about `credentials` for the request described by `request`.
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation;
 
+    /// Which version of its users this validator would judge `credentials` by. A [`Cached`]
+    /// validator in front keys remembered answers by it, so that when the basis of an answer
+    /// changes (a reloaded htpasswd file gave the user a new hash) a remembered answer is never
+    /// given again. Default: 0, for validators whose answers only age (a remote store, judged
+    /// by the cache's TTL as Squid does).
+    fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
+        let _ = credentials;
+        0
+    }
+
     /// Tries `self` first and `other` when `self` rejects; see [`Or`] for the exact rules.
     fn or<V: Validator>(self, other: V) -> Or<Self, V>
     where
@@ -109,11 +135,19 @@ impl<V: Validator + ?Sized> Validator for Arc<V> {
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         (**self).validate(credentials, request)
     }
+
+    fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
+        (**self).answer_version(credentials)
+    }
 }
 
 impl<V: Validator + ?Sized> Validator for Box<V> {
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         (**self).validate(credentials, request)
+    }
+
+    fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
+        (**self).answer_version(credentials)
     }
 }
 
@@ -135,6 +169,10 @@ pub struct BoxValidator(Arc<dyn Validator>);
 impl Validator for BoxValidator {
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         self.0.validate(credentials, request)
+    }
+
+    fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
+        self.0.answer_version(credentials)
     }
 
     fn boxed(self) -> BoxValidator {

@@ -31,6 +31,12 @@ impl<A, B> Or<A, B> {
 }
 
 impl<A: Validator, B: Validator> Validator for Or<A, B> {
+    fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
+        let a = self.first.answer_version(credentials);
+        let b = self.second.answer_version(credentials);
+        a.rotate_left(32) ^ b
+    }
+
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         match self.first.validate(credentials, request) {
             Validation::Ready(Ok(Decision::Reject)) => self.second.validate(credentials, request),
