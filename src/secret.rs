@@ -93,6 +93,7 @@ impl SecretKey {
 
     /// The tag of the concatenation of `parts`, each prefixed with its length so that
     /// `("ab", "c")` and `("a", "bc")` differ.
+    #[cfg_attr(not(feature = "htpasswd"), allow(dead_code))]
     pub(crate) fn tag(&self, parts: &[&[u8]]) -> Tag {
         let mut hasher = self.0;
         for part in parts {
