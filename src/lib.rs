@@ -113,8 +113,6 @@ pub use secret::RandomSourceError;
 #[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
 pub use store::htpasswd::{Htpasswd, HtpasswdBuilder, HtpasswdError};
 pub use store::StaticUsers;
-pub use throttle::{
-    FailureThrottle, DEFAULT_CAPACITY, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW, MAX_WINDOW,
-};
+pub use throttle::FailureThrottle;
 #[doc(inline)]
 pub use validator::{BoxValidator, Validator};

@@ -13,16 +13,6 @@ use moka::sync::Cache;
 
 use crate::client_addr::ClientAddr;
 
-/// Default failures allowed per user name and per client address in one window: 10.
-pub const DEFAULT_MAX_FAILURES: u32 = 10;
-/// Default window: 60 seconds.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
-/// Default bound on tracked user names and, separately, on tracked client addresses: 65,536.
-pub const DEFAULT_CAPACITY: u64 = 65_536;
-/// Longest window: 365 days. Longer windows are shortened to it (the caches behind the
-/// throttle refuse lifetimes beyond 1,000 years, and `Retry-After` must stay computable).
-pub const MAX_WINDOW: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
 type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 
 /// Counts wrong credentials and refuses further attempts past a threshold.
@@ -112,17 +102,28 @@ impl Drop for Attempt {
 }
 
 impl FailureThrottle {
+    /// Default failures allowed per user name and per client address in one window: 10.
+    pub const DEFAULT_MAX_FAILURES: u32 = 10;
+    /// Default window: 60 seconds.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+    /// Default bound on tracked user names and, separately, on tracked client addresses:
+    /// 65,536.
+    pub const DEFAULT_CAPACITY: u64 = 65_536;
+    /// Longest window: 365 days. Longer windows are shortened to it (the caches behind the
+    /// throttle refuse lifetimes beyond 1,000 years, and `Retry-After` must stay computable).
+    pub const MAX_WINDOW: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
     /// Allows `max_failures` wrong credentials per user name and per client address within
     /// `window`; the next attempt inside the window gets 429. `max_failures` of 0 is taken as 1;
-    /// a `window` over [`MAX_WINDOW`] is taken as [`MAX_WINDOW`], a zero window throttles
+    /// a `window` over [`Self::MAX_WINDOW`] is taken as [`Self::MAX_WINDOW`], a zero window throttles
     /// nothing. The client address is read from the [`ClientAddr`] extension.
     pub fn new(max_failures: u32, window: Duration) -> Self {
-        Self::with_capacity(max_failures, window, DEFAULT_CAPACITY)
+        Self::with_capacity(max_failures, window, Self::DEFAULT_CAPACITY)
     }
 
     /// As [`new`](Self::new), tracking at most `capacity` user names and `capacity` addresses.
     pub fn with_capacity(max_failures: u32, window: Duration, capacity: u64) -> Self {
-        let window = window.min(MAX_WINDOW);
+        let window = window.min(Self::MAX_WINDOW);
         let live = Arc::new(AtomicUsize::new(0));
         Self {
             max_failures: max_failures.max(1),
@@ -275,7 +276,7 @@ where
 
 impl Default for FailureThrottle {
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_FAILURES, DEFAULT_WINDOW)
+        Self::new(Self::DEFAULT_MAX_FAILURES, Self::DEFAULT_WINDOW)
     }
 }
 
@@ -300,6 +301,7 @@ mod tests {
 
     #[test]
     fn any_window_length_is_usable_without_panicking() {
+        const MAX_WINDOW: Duration = FailureThrottle::MAX_WINDOW;
         for window in [
             Duration::MAX,
             MAX_WINDOW + Duration::from_secs(1),

@@ -131,11 +131,11 @@ struct Args {
 
     /// Wrong credentials allowed per user name and per client address within one window;
     /// past it, attempts get 429 with Retry-After until the window ends. 0 turns throttling off.
-    #[arg(long, value_name = "N", default_value_t = tower_proxy_auth::DEFAULT_MAX_FAILURES)]
+    #[arg(long, value_name = "N", default_value_t = FailureThrottle::DEFAULT_MAX_FAILURES)]
     max_auth_failures: u32,
 
     /// Length of the failure-counting window, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = tower_proxy_auth::DEFAULT_WINDOW.as_secs(),
+    #[arg(long, value_name = "SECONDS", default_value_t = FailureThrottle::DEFAULT_WINDOW.as_secs(),
           value_parser = seconds())]
     auth_failure_window: u64,
 

@@ -7,13 +7,13 @@
 //! field" or a complete [`Rejection`]. Nothing else in the crate maps outcomes to statuses.
 //!
 //! Each decision is reported once: a `tracing` event with target `tower_proxy_auth` (fields
-//! `outcome`, `reason`, `scheme`, `party`, `user`; the user name escaped and capped by
+//! `outcome`, `reason`, `scheme`, `party`, `user`, `status`; the user name escaped and capped by
 //! [`Escaped`], never a secret), and with the cargo feature `metrics` a counter
 //! `tower_proxy_auth_decisions_total{party, scheme, outcome, reason}` through the `metrics`
-//! facade. Allowed requests and requests without credentials are reported at `DEBUG`, wrong
-//! credentials, 400s and 403s at `INFO`, 429s at `DEBUG` (the failures that led to them were
-//! reported), an overloaded validator at `WARN` and a failing one at `ERROR`, both at most once
-//! a second with a count of those left out.
+//! facade. Wrong credentials, 400s and 403s are reported at `INFO`, every other decision at
+//! `DEBUG` (429s too: the failures that led to them were reported). A validator that fails or
+//! sheds checks is also reported for the operator, at `ERROR` and `WARN`, each at most once a
+//! second with a count of those left out, so an outage does not flood the log.
 
 mod rejection;
 
@@ -62,6 +62,7 @@ pub(crate) struct Context<'a> {
     pub(crate) party: Party,
     pub(crate) schemes: &'a Schemes,
     pub(crate) validator_errors: &'a LogLimit,
+    pub(crate) overloads: &'a LogLimit,
 }
 
 /// Maps `input` to an action, and reports the decision.
@@ -125,7 +126,12 @@ pub(crate) fn decide(input: Input<'_>, cx: &Context<'_>) -> Action {
                 Verdict::BadRequest(reason) => reject(RejectionKind::BadRequest(reason)),
                 Verdict::Unavailable(error) => {
                     let overloaded = error.is_overloaded();
-                    if let Some(suppressed) = cx.validator_errors.admit() {
+                    let limit = if overloaded {
+                        cx.overloads
+                    } else {
+                        cx.validator_errors
+                    };
+                    if let Some(suppressed) = limit.admit() {
                         let user = user.as_deref().map(Escaped::new);
                         if overloaded {
                             tracing::warn!(target: "tower_proxy_auth", scheme, user = user.as_ref().map(tracing::field::display), %error, suppressed,
@@ -178,8 +184,6 @@ fn report(action: &Action, party: Party, scheme: Option<&'static str>, user: Opt
                 | RejectionKind::Forbidden => {
                     tracing::info!(target: "tower_proxy_auth", outcome, reason, scheme = scheme_label, party, %user, status = rejection.status().as_u16(), "request rejected");
                 }
-                // Reported above, rate-limited.
-                RejectionKind::Unavailable | RejectionKind::Overloaded => {}
                 _ => {
                     tracing::debug!(target: "tower_proxy_auth", outcome, reason, scheme = scheme_label, party, %user, status = rejection.status().as_u16(), "request rejected");
                 }

@@ -37,6 +37,8 @@ pub(crate) struct Config {
     pub(crate) render: Option<RenderHook>,
     /// Keeps a validator outage from logging one line per request.
     pub(crate) validator_errors: LogLimit,
+    /// The same for a validator shedding checks.
+    pub(crate) overloads: LogLimit,
 }
 
 impl fmt::Debug for Config {
@@ -209,6 +211,7 @@ impl ProxyAuthLayerBuilder {
                 throttle: self.throttle,
                 render: self.render,
                 validator_errors: LogLimit::new(),
+                overloads: LogLimit::new(),
             }),
         })
     }

@@ -179,6 +179,7 @@ fn authenticate(config: &Config, request: &Parts) -> Flow {
         party: config.party,
         schemes: &config.schemes,
         validator_errors: &config.validator_errors,
+        overloads: &config.overloads,
     };
     let (size, field) = syntax::credentials_field(&request.headers, &config.credentials_header);
     let input = if size > config.max_credentials_bytes {
@@ -350,6 +351,7 @@ where
                         party: config.party,
                         schemes: &config.schemes,
                         validator_errors: &config.validator_errors,
+                        overloads: &config.overloads,
                     };
                     let action = decide::decide(Input::Step { scheme, step }, &cx);
                     act(action, &mut inner, parts, body, &config).state

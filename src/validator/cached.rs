@@ -97,8 +97,8 @@ struct Lifetimes {
     negative_ttl: Duration,
 }
 
-impl moka::Expiry<Tag, Remembered> for Lifetimes {
-    fn expire_after_create(&self, _: &Tag, value: &Remembered, _: Instant) -> Option<Duration> {
+impl<K> moka::Expiry<K, Remembered> for Lifetimes {
+    fn expire_after_create(&self, _: &K, value: &Remembered, _: Instant) -> Option<Duration> {
         Some(if value.allow.is_some() {
             self.ttl
         } else {
@@ -380,7 +380,9 @@ impl Waiter {
     where
         F: std::future::Future<Output = Result<Decision, ValidatorError>>,
     {
-        let Some(cell) = self.cell.clone() else {
+        // Borrowed, not cloned: when this waiter is dropped below, the map's Arc must be the
+        // only other one for the entry to be removed.
+        let Some(cell) = self.cell.as_deref() else {
             return Err(ValidatorError::new("in-flight check lost"));
         };
         let state = &self.state;
@@ -480,7 +482,16 @@ mod tests {
             Validation::Pending(_)
         ));
         assert_eq!(cached.stats().hits, 1);
-        assert!(cached.state.lock().is_empty() || calls.load(Relaxed) > 0);
+        // Nothing is left in flight once every waiter has its answer: a later check of the
+        // same credentials asks the validator again instead of reading an old answer.
+        assert!(cached.state.lock().is_empty());
+        assert!(matches!(
+            cached.validate(&creds("alice", "nope"), &p).resolve().await,
+            Ok(Decision::Reject)
+        ));
+        // The cancelled leader, the follower, three for "nope" (one of them dropped unpolled).
+        assert_eq!(calls.load(Relaxed), 5);
+        assert!(cached.state.lock().is_empty());
     }
 
     #[test]

@@ -823,10 +823,10 @@ impl CurlOutput {
     }
 }
 
-/// Runs `/usr/bin/curl -sS --max-time 10 <args>` (bounded), with no proxy settings from the
+/// Runs `curl -sS --max-time 10 <args>` (bounded), with no proxy settings from the
 /// environment.
 pub async fn curl(args: &[&str]) -> CurlOutput {
-    let mut command = tokio::process::Command::new("/usr/bin/curl");
+    let mut command = tokio::process::Command::new("curl");
     command
         .args(["-sS", "--max-time", "10"])
         .args(args)
@@ -843,10 +843,55 @@ pub async fn curl(args: &[&str]) -> CurlOutput {
     let output = tokio::time::timeout(TIMEOUT, command.output())
         .await
         .expect("curl did not finish in time")
-        .expect("cannot run /usr/bin/curl");
+        .expect("cannot run curl (apt-get install -y curl)");
     CurlOutput {
         status: output.status,
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Serving a tower service.
+
+/// Serves `service` over HTTP/1.1 on 127.0.0.1 port 0 (with upgrades), inserting each
+/// connection's peer as a [`tower_proxy_auth::ClientAddr`] and a per-connection
+/// [`ConnectionId`]; returns the address.
+pub async fn serve<S, B>(service: S) -> SocketAddr
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let mut next_id = 0u64;
+        while let Ok((stream, peer)) = listener.accept().await {
+            next_id += 1;
+            let id = ConnectionId(next_id);
+            let service = tower::ServiceBuilder::new()
+                .map_request(move |mut req: Request<Incoming>| {
+                    req.extensions_mut()
+                        .insert(tower_proxy_auth::ClientAddr(peer));
+                    req.extensions_mut().insert(id);
+                    req
+                })
+                .service(service.clone());
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades(),
+            );
+        }
+    });
+    addr
+}
+
+/// Which accepted connection a request came on (inserted by [`serve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnectionId(pub u64);
