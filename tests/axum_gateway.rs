@@ -62,3 +62,54 @@ async fn curl_gets_407_then_200() {
     assert!(output.0.ends_with("\n407"), "{:?}", output.0);
     assert_eq!(output.1, "hello alice\n\n200");
 }
+
+#[tokio::test]
+async fn the_api_route_is_an_origin_with_401_and_json() {
+    let addr = serve().await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://{addr}/api/me");
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Basic realm="gateway api", charset="UTF-8""#
+    );
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response.text().await.unwrap(),
+        "{\"error\":\"challenge\",\"reason\":\"missing\"}\n"
+    );
+    let response = client
+        .get(&url)
+        .basic_auth("bob", Some("hunter2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "{\"user\":\"bob\",\"scheme\":\"Basic\"}\n"
+    );
+    // Proxy credentials do not open the API route, API credentials do not open the proxy one.
+    let proxied = reqwest::Client::builder()
+        .proxy(
+            reqwest::Proxy::http(format!("http://{addr}"))
+                .unwrap()
+                .basic_auth("bob", "hunter2"),
+        )
+        .build()
+        .unwrap();
+    let response = proxied
+        .get("http://gateway.example/api/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = client
+        .get(format!("http://{addr}/whoami"))
+        .basic_auth("bob", Some("hunter2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 407);
+}

@@ -17,6 +17,7 @@ use http::{Request, Response, StatusCode};
 use proptest::prelude::*;
 use tower::Layer as _;
 use tower::Service as _;
+use tower_proxy_auth::syntax::{parse_credentials, AuthParams, CredentialsData};
 use tower_proxy_auth::{
     BasicCredentials, CredentialsError, Identity, ProxyAuthLayer, Realm, StaticUsers,
 };
@@ -306,6 +307,105 @@ mod htpasswd {
                     let prefix = format!("p.htpasswd:{line}: ");
                     prop_assert!(e.to_string().starts_with(&prefix), "{}", e);
                 }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scheme-neutral syntax.
+
+/// A parameter value: any bytes a quoted-string can carry (no control characters but HTAB).
+fn param_value() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![
+            8 => (0x20u8..0x7f),
+            1 => Just(b'\t'),
+            1 => Just(b'"'),
+            1 => Just(b'\\'),
+            2 => (0x80u8..=0xff),
+        ],
+        0..24,
+    )
+}
+
+/// Text that is often close to an auth-param list: names, `=`, quotes, escapes, commas,
+/// whitespace, and any other byte now and then.
+fn listish() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![
+            6 => proptest::sample::select(b"abcXYZ019-_.~!#$%&'*+^`|=,\" \t\\".to_vec()),
+            1 => any::<u8>(),
+        ],
+        0..64,
+    )
+}
+
+proptest! {
+    #[test]
+    fn a_generated_param_list_serialises_and_parses_back(
+        params in proptest::collection::vec(("[a-zA-Z][a-zA-Z0-9_-]{0,8}", param_value(), any::<bool>()), 1..8),
+        spaces in 0usize..3,
+    ) {
+        // Distinct names (case-insensitively), as the parser requires.
+        let mut seen = std::collections::HashSet::new();
+        let params: Vec<_> = params
+            .into_iter()
+            .filter(|(name, _, _)| seen.insert(name.to_ascii_lowercase()))
+            .collect();
+        let mut text = Vec::new();
+        for (n, (name, value, quote)) in params.iter().enumerate() {
+            if n > 0 {
+                text.extend_from_slice(b",");
+                text.extend(std::iter::repeat_n(b' ', spaces));
+            }
+            text.extend_from_slice(name.as_bytes());
+            text.push(b'=');
+            let token = !value.is_empty() && value.iter().all(|b| b.is_ascii_alphanumeric());
+            if token && !quote {
+                text.extend_from_slice(value);
+            } else {
+                text.push(b'"');
+                for &b in value {
+                    if b == b'"' || b == b'\\' {
+                        text.push(b'\\');
+                    }
+                    text.push(b);
+                }
+                text.push(b'"');
+            }
+        }
+        let parsed = AuthParams::parse(&text).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert_eq!(parsed.len(), params.len());
+        for (p, (name, value, _)) in parsed.iter().zip(&params) {
+            prop_assert_eq!(p.name(), name.as_str());
+            prop_assert_eq!(p.value(), value.as_slice());
+        }
+        let again = parsed.to_bytes();
+        prop_assert_eq!(AuthParams::parse(&again).ok(), Some(parsed));
+    }
+
+    #[test]
+    fn whatever_the_parser_accepts_serialises_and_parses_back(input in listish()) {
+        if let Ok(params) = AuthParams::parse(&input) {
+            let bytes = params.to_bytes();
+            let again = AuthParams::parse(&bytes);
+            prop_assert_eq!(again.as_ref().ok(), Some(&params), "{:?}", String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn credentials_parsing_never_panics_and_is_stable(input in listish(), scheme in "[A-Za-z]{1,8}") {
+        let mut value = scheme.into_bytes();
+        value.push(b' ');
+        value.extend_from_slice(&input);
+        if let Ok(credentials) = parse_credentials(&value) {
+            if let CredentialsData::Params(params) = credentials.data() {
+                let mut again = credentials.scheme().as_bytes().to_vec();
+                again.push(b' ');
+                again.extend_from_slice(&params.to_bytes());
+                let reparsed = parse_credentials(&again).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+                prop_assert_eq!(reparsed.data(), credentials.data());
             }
         }
     }

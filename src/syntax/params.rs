@@ -177,11 +177,11 @@ impl fmt::Debug for AuthParams<'_> {
     }
 }
 
-impl fmt::Display for AuthParams<'_> {
-    /// Serialises the list as `name=value, name="value"`: a value is written as a token when
+impl AuthParams<'_> {
+    /// The list serialised as `name=value, name="value"`: a value is written as a token when
     /// it is one and was not quoted, otherwise as a quoted-string with `"` and `\` escaped.
-    /// Parsing the output gives the same parameters.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Parsing the output gives the same parameters, byte for byte.
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for (n, p) in self.params.iter().enumerate() {
             if n > 0 {
@@ -195,7 +195,14 @@ impl fmt::Display for AuthParams<'_> {
                 super::writer::push_quoted(&mut out, &p.value);
             }
         }
-        f.write_str(&String::from_utf8_lossy(&out))
+        out
+    }
+}
+
+impl fmt::Display for AuthParams<'_> {
+    /// [`to_bytes`](AuthParams::to_bytes) as text (bytes that are not UTF-8 become U+FFFD).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
     }
 }
 
@@ -389,8 +396,8 @@ mod tests {
     fn serialising_and_parsing_again_is_the_identity() {
         let input = r#"username="Mu\"fa\\sa", realm="a b", nc=00000001, qop=auth, e="""#;
         let params = AuthParams::parse(input.as_bytes()).unwrap();
-        let text = params.to_string();
-        assert_eq!(AuthParams::parse(text.as_bytes()).unwrap(), params);
+        let bytes = params.to_bytes();
+        assert_eq!(AuthParams::parse(&bytes).unwrap(), params);
     }
 
     #[test]
