@@ -319,11 +319,11 @@ mod htpasswd {
 fn param_value() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(
         prop_oneof![
-            8 => (0x20u8..0x7f),
+            8 => 0x20u8..0x7f,
             1 => Just(b'\t'),
             1 => Just(b'"'),
             1 => Just(b'\\'),
-            2 => (0x80u8..=0xff),
+            2 => 0x80u8..=0xff,
         ],
         0..24,
     )
