@@ -71,7 +71,10 @@ impl<S: Scheme, V: Answers<S>> Offered for Offer<S, V> {
     fn configure(&mut self, setup: &Setup<'_>) -> Result<(), String> {
         // Called by `build` before any clone of the Arc exists.
         match Arc::get_mut(&mut self.scheme) {
-            Some(scheme) => scheme.configure(setup),
+            Some(scheme) => {
+                self.validator.configure(scheme, setup)?;
+                scheme.configure(setup)
+            }
             None => Err("a scheme was configured after the layer was built".to_owned()),
         }
     }

@@ -26,8 +26,10 @@
 //! challenge is `Bearer realm="…"`, with `error="invalid_token"` after a rejected token.
 
 pub mod basic;
+pub mod digest;
 
 pub use basic::Basic;
+pub use digest::Digest;
 
 use http::request::Parts;
 use http::HeaderValue;

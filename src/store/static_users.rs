@@ -7,9 +7,11 @@ use http::request::Parts;
 use zeroize::Zeroizing;
 
 use crate::identity::Identity;
+use crate::realm::{Realm, DEFAULT_REALM};
 use crate::scheme::basic::BasicCredentials;
+use crate::scheme::digest::{DigestQuery, DigestSecret, DigestUser, HashFunction, Hex, Secret};
 use crate::secret::{RandomSourceError, SecretKey, Tag, TagMap};
-use crate::validator::{Decision, Validation, Validator};
+use crate::validator::{Decision, DigestSecrets, SecretLookup, Validation, Validator};
 
 /// Users and passwords held in memory, for configuration files, tests and small deployments.
 ///
@@ -20,6 +22,14 @@ use crate::validator::{Decision, Validation, Validator};
 /// ([`subtle`]). So a known user with a wrong password and an unknown user take exactly the
 /// same steps: one tag, one probe that finds nothing. User-ids and passwords are compared as
 /// exact bytes. The cost of a check does not grow with the number of users.
+///
+/// The same users serve the Digest scheme (a [`DigestSecrets`] source): for each user the
+/// table keeps the HA1 `H(user ":" realm ":" password)` for MD5, SHA-256 and SHA-512/256 and
+/// the userhashes `H(user ":" realm)` (so it offers `userhash=true`), computed when the user is
+/// added, for the realm the table was made for ([`DEFAULT_REALM`](crate::DEFAULT_REALM) by
+/// [`new`](Self::new), any other by [`with_realm`](Self::with_realm)); the password itself is
+/// not kept. A layer whose realm differs fails to build, naming both realms. An HA1 is a
+/// password equivalent for Digest: the table's memory is as sensitive as a password file.
 ///
 /// ```
 /// use tower_proxy_auth::{ProxyAuthLayer, StaticUsers};
@@ -37,6 +47,90 @@ pub struct StaticUsers {
     users: HashMap<Box<str>, Tag>,
     /// Identities by the tag of (user-id, password).
     by_tag: TagMap<Identity>,
+    /// What Digest needs.
+    digest: DigestUsers,
+}
+
+/// Digest secrets for one realm.
+#[derive(Clone)]
+struct DigestUsers {
+    realm: String,
+    by_name: HashMap<Box<[u8]>, DigestEntry>,
+    /// `H(user ":" realm)` in hex, per hash function, to the user.
+    by_userhash: HashMap<UserhashKey, Box<[u8]>>,
+}
+
+/// A userhash (hex) under one hash function.
+type UserhashKey = (HashFunction, Box<[u8]>);
+
+#[derive(Clone)]
+struct DigestEntry {
+    identity: Identity,
+    /// HA1 for each of [`HASHES`], in that order.
+    ha1: [Hex; 3],
+}
+
+const HASHES: [HashFunction; 3] = [
+    HashFunction::Md5,
+    HashFunction::Sha256,
+    HashFunction::Sha512_256,
+];
+
+impl DigestUsers {
+    fn new(realm: String) -> Self {
+        Self {
+            realm,
+            by_name: HashMap::new(),
+            by_userhash: HashMap::new(),
+        }
+    }
+
+    fn insert(&mut self, user: &str, password: &[u8], identity: &Identity) {
+        let u = user.as_bytes();
+        self.remove(u);
+        let r = self.realm.as_bytes();
+        let ha1 = HASHES.map(|hash| hash.hex(&[u, r, password]));
+        for hash in HASHES {
+            let userhash = hash.hex(&[u, r]).as_bytes().into();
+            self.by_userhash.insert((hash, userhash), u.into());
+        }
+        self.by_name.insert(
+            u.into(),
+            DigestEntry {
+                identity: identity.clone(),
+                ha1,
+            },
+        );
+    }
+
+    fn remove(&mut self, user: &[u8]) {
+        if self.by_name.remove(user).is_some() {
+            let r = self.realm.as_bytes();
+            for hash in HASHES {
+                self.by_userhash
+                    .remove(&(hash, hash.hex(&[user, r]).as_bytes().into()));
+            }
+        }
+    }
+
+    fn lookup(&self, query: &DigestQuery) -> Option<DigestSecret> {
+        if query.realm != self.realm {
+            return None;
+        }
+        let hash = query.algorithm.hash();
+        let entry = match &query.user {
+            DigestUser::Name(name) => self.by_name.get(name.as_slice())?,
+            DigestUser::Hash(hex) => {
+                let name = self.by_userhash.get(&(hash, hex.as_bytes().into()))?;
+                self.by_name.get(name)?
+            }
+        };
+        let index = HASHES.iter().position(|h| *h == hash)?;
+        Some(DigestSecret::new(
+            entry.identity.clone(),
+            Secret::ha1(hash, entry.ha1[index].as_bytes())?,
+        ))
+    }
 }
 
 impl StaticUsers {
@@ -59,10 +153,35 @@ impl StaticUsers {
     ///
     /// [`RandomSourceError`].
     pub fn try_new() -> Result<Self, RandomSourceError> {
+        Self::try_with_realm(DEFAULT_REALM)
+    }
+
+    /// An empty table whose Digest secrets are for `realm` (the layer's realm): see
+    /// [`StaticUsers`]. Basic does not depend on the realm.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system's random source fails; see
+    /// [`try_with_realm`](Self::try_with_realm).
+    pub fn with_realm(realm: impl Into<String>) -> Self {
+        match Self::try_with_realm(realm) {
+            Ok(users) => users,
+            Err(error) => panic!("StaticUsers::with_realm: {error}"),
+        }
+    }
+
+    /// [`with_realm`](Self::with_realm), or the error when the operating system's random
+    /// source fails.
+    ///
+    /// # Errors
+    ///
+    /// [`RandomSourceError`].
+    pub fn try_with_realm(realm: impl Into<String>) -> Result<Self, RandomSourceError> {
         Ok(Self {
             key: SecretKey::random()?,
             users: HashMap::new(),
             by_tag: TagMap::default(),
+            digest: DigestUsers::new(realm.into()),
         })
     }
 
@@ -76,16 +195,19 @@ impl StaticUsers {
     /// and not kept.
     pub fn insert(&mut self, user_id: impl Into<String>, password: impl AsRef<[u8]>) {
         let user_id = user_id.into();
-        let tag = self.tag(user_id.as_bytes(), password.as_ref());
-        self.by_tag
-            .insert(tag.clone(), Identity::new(user_id.as_str()));
-        if let Some(old) = self.users.insert(user_id.into_boxed_str(), tag) {
+        let password = password.as_ref();
+        let tag = self.tag(user_id.as_bytes(), password);
+        let identity = Identity::new(user_id.as_str());
+        self.digest.insert(&user_id, password, &identity);
+        if let Some(old) = self.users.insert(user_id.into_boxed_str(), tag.clone()) {
             self.by_tag.remove(&old);
         }
+        self.by_tag.insert(tag, identity);
     }
 
     /// Removes a user; returns whether it was present.
     pub fn remove(&mut self, user_id: &str) -> bool {
+        self.digest.remove(user_id.as_bytes());
         match self.users.remove(user_id) {
             Some(tag) => {
                 self.by_tag.remove(&tag);
@@ -169,12 +291,37 @@ impl Validator for StaticUsers {
     }
 }
 
+impl DigestSecrets for StaticUsers {
+    fn lookup(&self, query: &DigestQuery, _request: &Parts) -> SecretLookup {
+        SecretLookup::Ready(Ok(self.digest.lookup(query)))
+    }
+
+    fn supports_userhash(&self) -> bool {
+        true
+    }
+
+    fn check_realm(&self, realm: &Realm) -> Result<(), String> {
+        if realm.as_str() == self.digest.realm {
+            Ok(())
+        } else {
+            Err(format!(
+                "StaticUsers holds Digest secrets for realm {:?}, but the layer's realm is \
+                 {:?}: make the users with StaticUsers::with_realm({:?})",
+                self.digest.realm,
+                realm.as_str(),
+                realm.as_str()
+            ))
+        }
+    }
+}
+
 impl fmt::Debug for StaticUsers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut users: Vec<&str> = self.users.keys().map(|u| &**u).collect();
         users.sort_unstable();
         f.debug_struct("StaticUsers")
             .field("users", &users)
+            .field("digest_realm", &self.digest.realm)
             .finish()
     }
 }
@@ -203,6 +350,46 @@ mod tests {
         assert!(users.check("Alice", b"s3cret").is_none());
         assert!(users.check("carol", b"s3cret").is_none());
         assert!(users.check("", b"\0no such user\0").is_none());
+    }
+
+    #[test]
+    fn digest_secrets_by_name_and_by_userhash() {
+        use crate::scheme::digest::Algorithm;
+        let users = StaticUsers::with_realm("r").with_user("Mufasa", "Circle of Life");
+        let parts = http::Request::new(()).into_parts().0;
+        let ask = |user, algorithm| {
+            let query = DigestQuery {
+                user,
+                realm: "r".to_owned(),
+                algorithm,
+            };
+            match users.lookup(&query, &parts) {
+                SecretLookup::Ready(Ok(found)) => found,
+                _ => panic!("ready"),
+            }
+        };
+        let found = ask(DigestUser::Name(b"Mufasa".to_vec()), Algorithm::Sha256).unwrap();
+        assert_eq!(found.identity.user(), "Mufasa");
+        let want = HashFunction::Sha256.hex(&[b"Mufasa", b"r", b"Circle of Life"]);
+        assert_eq!(
+            found.secret.ha1_for(HashFunction::Sha256, b"Mufasa", b"r"),
+            Some(want)
+        );
+        let userhash = HashFunction::Md5.hex(&[b"Mufasa", b"r"]);
+        let hex = String::from_utf8(userhash.as_bytes().to_vec()).unwrap();
+        assert!(ask(DigestUser::Hash(hex.clone()), Algorithm::Md5Sess).is_some());
+        assert!(
+            ask(DigestUser::Hash(hex), Algorithm::Sha256).is_none(),
+            "another hash's userhash"
+        );
+        assert!(ask(DigestUser::Name(b"mufasa".to_vec()), Algorithm::Md5).is_none());
+        let mut users = users;
+        users.remove("Mufasa");
+        assert!(users.digest.by_name.is_empty() && users.digest.by_userhash.is_empty());
+        assert!(users
+            .check_realm(&Realm::new("other").unwrap())
+            .unwrap_err()
+            .contains("StaticUsers::with_realm(\"other\")"));
     }
 
     #[test]

@@ -24,6 +24,7 @@
 mod blocking;
 mod cached;
 mod callback;
+mod digest;
 mod or;
 mod service;
 
@@ -34,7 +35,7 @@ use http::request::Parts;
 
 use crate::outcome::Answer;
 use crate::scheme::basic::{Basic, BasicCredentials};
-use crate::scheme::Scheme;
+use crate::scheme::{Scheme, Setup};
 
 pub use crate::outcome::{
     BoxValidationFuture, Decision, Validation, ValidatorError, ValidatorErrorKind,
@@ -47,6 +48,9 @@ pub use cached::{
     DEFAULT_TTL as DEFAULT_CACHE_TTL,
 };
 pub use callback::{from_async_fn, from_fn, AsyncFnValidator, FnValidator, IntoDecision};
+pub use digest::{
+    secrets_from_async_fn, secrets_from_fn, AsyncSecretsFn, DigestSecrets, SecretLookup, SecretsFn,
+};
 pub use or::Or;
 pub use service::{from_service, Check, ServiceValidator};
 
@@ -62,6 +66,19 @@ pub use service::{from_service, Check, ServiceValidator};
 pub trait Answers<S: Scheme>: Send + Sync + 'static {
     /// Answers `question`, asked for the request described by `request`.
     fn answer(&self, question: &S::Question, request: &Parts) -> Answer<S::Reply>;
+
+    /// Called once when the layer is built, before the scheme's own
+    /// [`configure`](Scheme::configure): the place to check this validator can serve the
+    /// layer's realm, and to adjust the scheme to what it can serve (Digest offers only the
+    /// algorithms a secrets source has HA1s for).
+    ///
+    /// # Errors
+    ///
+    /// A message for [`BuildError::Scheme`](crate::BuildError::Scheme).
+    fn configure(&self, scheme: &mut S, setup: &Setup<'_>) -> Result<(), String> {
+        let _ = (scheme, setup);
+        Ok(())
+    }
 }
 
 impl<V: Validator + ?Sized> Answers<Basic> for V {

@@ -1,0 +1,545 @@
+//! The Digest scheme (RFC 7616), for proxies and origins: SHA-256, SHA-512-256 and MD5 and
+//! their `-sess` forms, `qop=auth`, stateless nonces that every instance holding the key
+//! verifies, and replay protection.
+//!
+//! - **Challenge**, one per offered algorithm, in the configured order (RFC 7616 §3.7: most
+//!   preferred first): `Digest realm="…", qop="auth", algorithm=SHA-256, nonce="…",
+//!   charset=UTF-8`, with `userhash=true` when the secrets source can look users up by
+//!   userhash, and `stale=true` when the client's nonce was authentic but expired (§3.3). Each
+//!   rejection gets fresh nonces.
+//! - **Credentials** checked strictly ([`response`] module): the realm must be the layer's,
+//!   the algorithm one offered, `uri` the request-target (else 400), `nc` and `cnonce`
+//!   present, `response` compared in constant time.
+//! - **Nonces** ([`NonceKey`]) carry their issue time and are authenticated by an HMAC under
+//!   the key: an altered or forged one is refused (and counted as a failure); an authentic one
+//!   past its lifetime whose response is otherwise right gets a fresh nonce and `stale=true`.
+//! - **Replays**: each (nonce, nc) is accepted once ([`ReplayStore`]; counts may arrive out of
+//!   order within a window of 128).
+//! - **On success**: `Proxy-Authentication-Info` (origin: `Authentication-Info`) with
+//!   `rspauth`, `qop`, `cnonce` and `nc` (§3.5).
+//! - **Not offered**: `qop=auth-int` (integrity of the body: the layer never reads bodies),
+//!   and the RFC 2069 form without `qop`.
+//!
+//! Its validator kind is a secret lookup, `validator::DigestSecrets`: `StaticUsers`, an
+//! `Htdigest` file, or a closure. An unknown user costs the same hashing as a known user with a
+//! wrong response.
+
+mod algorithm;
+mod nonce;
+mod replay;
+pub mod response;
+mod secret;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use http::HeaderValue;
+use subtle::ConstantTimeEq;
+
+pub use algorithm::{Algorithm, HashFunction, Hex, UnknownAlgorithm};
+pub use nonce::{NonceId, NonceKey, NonceKeyError, DEFAULT_NONCE_LIFETIME, MIN_KEY_BYTES};
+pub use replay::{MemoryReplayStore, ReplayStore, ReplayVerdict, DEFAULT_REPLAY_CAPACITY};
+pub use secret::{DigestQuery, DigestSecret, DigestUser, Secret};
+
+use super::{AttemptKey, Scheme, Setup, Verdict};
+use crate::outcome::{Answer, ValidatorError};
+use crate::syntax::{ChallengeBuilder, Credentials, CredentialsData};
+use nonce::{NonceCheck, Nonces};
+use response::{names_request_target, DigestResponse};
+
+/// The algorithms offered by default, in challenge order: SHA-256, then MD5.
+///
+/// SHA-256 first because it is the stronger and RFC 7616 §3.7 asks for the most preferred
+/// first; curl and Chromium take the first Digest challenge they can use, and the JDK picks
+/// the strongest. MD5 second for the clients that know nothing else; a client that reads only
+/// the first challenge and knows only MD5 (Python's `urllib`) needs `[Algorithm::Md5]` first.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
+
+/// The Digest scheme. Offer it with a validator that looks up secrets
+/// (`validator::DigestSecrets`):
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_proxy_auth::scheme::digest::{Algorithm, Digest, NonceKey};
+/// use tower_proxy_auth::scheme::Basic;
+/// use tower_proxy_auth::{ProxyAuthLayer, StaticUsers};
+///
+/// let users = StaticUsers::new().with_user("alice", "s3cret");
+/// let layer = ProxyAuthLayer::offering(
+///         Digest::new()
+///             .algorithms([Algorithm::Sha256, Algorithm::Md5])
+///             .nonce_key(NonceKey::from_bytes(b"a key shared by every instance")?)
+///             .nonce_lifetime(Duration::from_secs(600)),
+///         users.clone(),
+///     )
+///     .offer(Basic::new(), users)
+///     .build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Digest {
+    algorithms: Vec<Algorithm>,
+    key: Option<NonceKey>,
+    lifetime: Duration,
+    replay: Option<Arc<dyn ReplayStore>>,
+    userhash: bool,
+    realm: String,
+    nonces: Option<Arc<Nonces>>,
+}
+
+impl Digest {
+    /// Digest with [`DEFAULT_ALGORITHMS`], a random nonce key (nonces valid in this process),
+    /// [`DEFAULT_NONCE_LIFETIME`] and a [`MemoryReplayStore`] of [`DEFAULT_REPLAY_CAPACITY`].
+    pub fn new() -> Self {
+        Self {
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            key: None,
+            lifetime: DEFAULT_NONCE_LIFETIME,
+            replay: None,
+            userhash: false,
+            realm: String::new(),
+            nonces: None,
+        }
+    }
+
+    /// The algorithms to offer, one challenge each, in this order (duplicates dropped). Those
+    /// the secrets source cannot serve are left out when the layer is built (an htdigest file
+    /// serves MD5 only); none left is a build error.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        let mut list: Vec<Algorithm> = Vec::new();
+        for a in algorithms {
+            if !list.contains(&a) {
+                list.push(a);
+            }
+        }
+        self.algorithms = list;
+        self
+    }
+
+    /// The key nonces are authenticated with; instances sharing it accept each other's
+    /// nonces. Default: a random key per process.
+    pub fn nonce_key(mut self, key: NonceKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// How long a nonce is valid (default [`DEFAULT_NONCE_LIFETIME`]); then the client gets a
+    /// fresh one with `stale=true`. At least one second.
+    pub fn nonce_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Where nonce counts are kept (default: a [`MemoryReplayStore`]). A store shared by
+    /// several instances ([`ReplayStore::is_shared`]) lets any of them take any nonce.
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.replay = Some(Arc::new(store));
+        self
+    }
+
+    /// The algorithms offered, in order.
+    pub fn offered(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// Leaves out the algorithms whose hash `serves` says no to; for a secrets source that
+    /// holds HA1s of one hash only. Called by the validator binding when the layer is built.
+    pub fn restrict_to(&mut self, serves: impl Fn(HashFunction) -> bool) {
+        self.algorithms.retain(|a| serves(a.hash()));
+    }
+
+    /// Offers `userhash=true` (RFC 7616 §3.4.4) in the challenges; for a secrets source that
+    /// can look users up by userhash. Called by the validator binding when the layer is built.
+    pub fn offer_userhash(&mut self, userhash: bool) {
+        self.userhash = userhash;
+    }
+
+    fn nonces(&self) -> Option<&Nonces> {
+        self.nonces.as_deref()
+    }
+
+    fn replay(&self) -> Option<&Arc<dyn ReplayStore>> {
+        self.replay.as_ref()
+    }
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Digest")
+            .field("algorithms", &self.algorithms)
+            .field("lifetime", &self.lifetime)
+            .field("userhash", &self.userhash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Digest attempt: the checked credentials, what the nonce check found, and the question for
+/// the secrets source.
+pub struct DigestAttempt {
+    response: DigestResponse,
+    method: Vec<u8>,
+    nonce: NonceCheck,
+    query: DigestQuery,
+}
+
+impl fmt::Debug for DigestAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DigestAttempt")
+            .field("query", &self.query)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scheme for Digest {
+    type Question = DigestQuery;
+    type Reply = Result<Option<DigestSecret>, ValidatorError>;
+    type Attempt = DigestAttempt;
+
+    fn name(&self) -> &'static str {
+        "Digest"
+    }
+
+    fn configure(&mut self, setup: &Setup<'_>) -> Result<(), String> {
+        if self.algorithms.is_empty() {
+            return Err(
+                "no algorithm to offer (the secrets source serves none of those asked for)"
+                    .to_owned(),
+            );
+        }
+        self.realm = setup.realm.as_str().to_owned();
+        let key = match self.key.take() {
+            Some(key) => key,
+            None => NonceKey::random().map_err(|e| e.to_string())?,
+        };
+        let replay = self.replay.take().unwrap_or_else(|| {
+            Arc::new(MemoryReplayStore::new(
+                DEFAULT_REPLAY_CAPACITY,
+                self.lifetime,
+            ))
+        });
+        let nonces = Nonces::new(key, &self.realm, self.lifetime, !replay.is_shared())
+            .map_err(|e| e.to_string())?;
+        self.replay = Some(replay);
+        self.nonces = Some(Arc::new(nonces));
+        Ok(())
+    }
+
+    fn prepare(
+        &self,
+        credentials: &Credentials<'_>,
+        request: &Parts,
+    ) -> Result<DigestAttempt, Verdict> {
+        let CredentialsData::Params(params) = credentials.data() else {
+            return Err(Verdict::Malformed("digest_not_params"));
+        };
+        let response = DigestResponse::parse(params).map_err(|(label, bad_request)| {
+            if bad_request {
+                Verdict::BadRequest(label)
+            } else {
+                Verdict::Malformed(label)
+            }
+        })?;
+        if response.realm != self.realm.as_bytes() {
+            return Err(Verdict::Malformed("digest_realm_mismatch"));
+        }
+        if !self.algorithms.contains(&response.algorithm) {
+            return Err(Verdict::Malformed("digest_algorithm_not_offered"));
+        }
+        if !names_request_target(&response.uri, request) {
+            return Err(Verdict::BadRequest("digest_uri_mismatch"));
+        }
+        let Some(nonces) = self.nonces() else {
+            return Err(Verdict::Unavailable(ValidatorError::new(
+                "Digest used before the layer was built",
+            )));
+        };
+        let nonce = nonces.check(&response.nonce);
+        if nonce == NonceCheck::Invalid {
+            // Forged or altered: a failure, counted, with fresh challenges (no `stale`).
+            return Err(Verdict::Reject);
+        }
+        let query = DigestQuery {
+            user: response.user.clone(),
+            realm: self.realm.clone(),
+            algorithm: response.algorithm,
+        };
+        Ok(DigestAttempt {
+            response,
+            method: request.method.as_str().as_bytes().to_vec(),
+            nonce,
+            query,
+        })
+    }
+
+    fn question<'a>(&self, attempt: &'a DigestAttempt) -> &'a DigestQuery {
+        &attempt.query
+    }
+
+    fn attempt_key<'a>(&self, attempt: &'a DigestAttempt) -> AttemptKey<'a> {
+        // Every Digest response differs (a new nc or cnonce), so there is no repeated
+        // credential to recognise: the throttle counts by user and address.
+        AttemptKey::user(attempt.response.user.as_bytes())
+    }
+
+    fn conclude(&self, attempt: &DigestAttempt, reply: Self::Reply) -> Answer<Verdict> {
+        let found = match reply {
+            Ok(found) => found,
+            Err(error) => return Answer::Ready(Verdict::Unavailable(error)),
+        };
+        let r = &attempt.response;
+        let hash = r.algorithm.hash();
+        // The user's HA1, or a stand-in computed the same way, so that an unknown user costs
+        // what a known one with a wrong response does.
+        let (ha1, identity) = match &found {
+            Some(secret) => {
+                let name = match &r.user {
+                    DigestUser::Name(name) => name.clone(),
+                    DigestUser::Hash(_) => secret.identity.user().as_bytes().to_vec(),
+                };
+                match secret.secret.ha1_for(hash, &name, &r.realm) {
+                    Some(ha1) => (ha1, Some(secret.identity.clone())),
+                    None => (hash.hex(&[&name, &r.realm, b"\0no secret\0"]), None),
+                }
+            }
+            None => (
+                hash.hex(&[r.user.as_bytes(), &r.realm, b"\0no such user\0"]),
+                None,
+            ),
+        };
+        let ha1 = session_ha1(r.algorithm, ha1, &r.nonce, &r.cnonce);
+        let expected = response_hex(
+            hash,
+            &ha1,
+            &r.nonce,
+            &r.nc_text,
+            &r.cnonce,
+            &attempt.method,
+            &r.uri,
+        );
+        let right = expected.as_bytes().ct_eq(&r.response) & u8::from(identity.is_some()).ct_eq(&1);
+        let Some(identity) = identity.filter(|_| bool::from(right)) else {
+            return Answer::Ready(Verdict::Reject);
+        };
+        let id = match attempt.nonce {
+            NonceCheck::Fresh(id) => id,
+            // Right response, old or foreign nonce: a fresh one, without asking the user.
+            NonceCheck::Expired(_) | NonceCheck::Foreign(_) => {
+                return Answer::Ready(Verdict::Stale)
+            }
+            NonceCheck::Invalid => return Answer::Ready(Verdict::Reject),
+        };
+        let info = {
+            // RFC 7616 §3.5: as the response, with an empty method.
+            let rspauth = response_hex(hash, &ha1, &r.nonce, &r.nc_text, &r.cnonce, b"", &r.uri);
+            ChallengeBuilder::params()
+                .quoted("rspauth", rspauth.as_bytes())
+                .token("qop", "auth")
+                .quoted("cnonce", &r.cnonce)
+                .token("nc", &r.nc_text)
+                .finish()
+        };
+        let Some(store) = self.replay() else {
+            return Answer::Ready(Verdict::Unavailable(ValidatorError::new(
+                "Digest used before the layer was built",
+            )));
+        };
+        let lifetime = self
+            .nonces()
+            .map_or(DEFAULT_NONCE_LIFETIME, Nonces::lifetime);
+        store
+            .record(&id, r.nc, lifetime)
+            .map(move |verdict| match verdict {
+                Ok(ReplayVerdict::Fresh) => Verdict::Allow {
+                    identity,
+                    info: Some(info),
+                },
+                Ok(ReplayVerdict::Forgotten) => Verdict::Stale,
+                Ok(_) => Verdict::Reject,
+                // The count could not be checked: never accepted.
+                Err(error) => Verdict::Unavailable(error),
+            })
+    }
+
+    fn challenges(&self, stale: bool, out: &mut Vec<HeaderValue>) {
+        let Some(nonces) = self.nonces() else {
+            return;
+        };
+        for algorithm in &self.algorithms {
+            let mut challenge = ChallengeBuilder::new("Digest")
+                .quoted("realm", &self.realm)
+                .quoted("qop", "auth")
+                .token("algorithm", algorithm.as_str())
+                .quoted("nonce", nonces.issue())
+                .token("charset", "UTF-8");
+            if self.userhash {
+                challenge = challenge.token("userhash", "true");
+            }
+            if stale {
+                challenge = challenge.token("stale", "true");
+            }
+            out.push(challenge.finish());
+        }
+    }
+}
+
+/// The HA1 of an algorithm: as stored for the plain forms; for `-sess`,
+/// `H(HA1 ":" nonce ":" cnonce)` (RFC 7616 §3.4.2).
+fn session_ha1(algorithm: Algorithm, ha1: Hex, nonce: &[u8], cnonce: &[u8]) -> Hex {
+    if algorithm.is_session() {
+        algorithm.hash().hex(&[ha1.as_bytes(), nonce, cnonce])
+    } else {
+        ha1
+    }
+}
+
+/// `response` for `qop=auth` (RFC 7616 §3.4.1):
+/// `H(HA1 ":" nonce ":" nc ":" cnonce ":" "auth" ":" H(method ":" uri))`.
+fn response_hex(
+    hash: HashFunction,
+    ha1: &Hex,
+    nonce: &[u8],
+    nc: &[u8],
+    cnonce: &[u8],
+    method: &[u8],
+    uri: &[u8],
+) -> Hex {
+    let ha2 = hash.hex(&[method, uri]);
+    hash.hex(&[ha1.as_bytes(), nonce, nc, cnonce, b"auth", ha2.as_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7616 §3.9.1's nonce and cnonce.
+    const NONCE: &[u8] = b"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
+    const CNONCE: &[u8] = b"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+
+    fn response(
+        algorithm: Algorithm,
+        user: &[u8],
+        realm: &[u8],
+        password: &[u8],
+        nonce: &[u8],
+        cnonce: &[u8],
+        uri: &[u8],
+    ) -> String {
+        let hash = algorithm.hash();
+        let ha1 = Secret::password(password)
+            .ha1_for(hash, user, realm)
+            .unwrap();
+        let ha1 = session_ha1(algorithm, ha1, nonce, cnonce);
+        let hex = response_hex(hash, &ha1, nonce, b"00000001", cnonce, b"GET", uri);
+        String::from_utf8(hex.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn rfc_7616_and_rfc_2617_vectors() {
+        let mufasa = |a| {
+            response(
+                a,
+                b"Mufasa",
+                b"http-auth@example.org",
+                b"Circle of Life",
+                NONCE,
+                CNONCE,
+                b"/dir/index.html",
+            )
+        };
+        // RFC 7616 §3.9.1.
+        assert_eq!(
+            mufasa(Algorithm::Sha256),
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
+        assert_eq!(mufasa(Algorithm::Md5), "8ca523f5e9506fed4657c9700eebdbec");
+        // RFC 2617 §3.5 (password "Circle Of Life", capital O).
+        assert_eq!(
+            response(
+                Algorithm::Md5,
+                b"Mufasa",
+                b"testrealm@host.com",
+                b"Circle Of Life",
+                b"dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                b"0a4f113b",
+                b"/dir/index.html"
+            ),
+            "6629fae49393a05397450978507c4ef1"
+        );
+    }
+
+    #[test]
+    fn hand_checked_vectors_for_sess_sha512_256_and_userhash() {
+        // Computed with Python's hashlib (OpenSSL), an implementation independent of this one:
+        // hashlib.new('sha512_256', ...) is FIPS SHA-512/256.
+        let mufasa = |a| {
+            response(
+                a,
+                b"Mufasa",
+                b"http-auth@example.org",
+                b"Circle of Life",
+                NONCE,
+                CNONCE,
+                b"/dir/index.html",
+            )
+        };
+        assert_eq!(
+            mufasa(Algorithm::Sha512_256),
+            "430d05014cecc49cab6fbe03176d41a1da86cbfe24a16580e22aaad928d960d0"
+        );
+        assert_eq!(
+            mufasa(Algorithm::Md5Sess),
+            "e783283f46242139c486a698fec7211d"
+        );
+        assert_eq!(
+            mufasa(Algorithm::Sha256Sess),
+            "2fd51b3a77ad75bad6afad6003e818d767133c46d9e2749e7f5232ae1ea3efd7"
+        );
+        assert_eq!(
+            mufasa(Algorithm::Sha512_256Sess),
+            "3f2a34f923c38b0fb26dce2fdfc2ce326c23cecf86fbb1444f3e51fbbc2cb92e"
+        );
+        // RFC 7616 §3.9.2's user, "J\u{e4}s\u{f8}n Doe": its userhash and response. (The
+        // values printed in §3.9.2 do not follow from its inputs: erratum 4897.)
+        let user = "J\u{e4}s\u{f8}n Doe".as_bytes();
+        assert_eq!(
+            HashFunction::Sha512_256
+                .hex(&[user, b"api@example.org"])
+                .as_bytes(),
+            b"793263caabb707a56211940d90411ea4a575adeccb7e360aeb624ed06ece9b0b"
+        );
+        assert_eq!(
+            response(
+                Algorithm::Sha512_256,
+                user,
+                b"api@example.org",
+                b"Secret, or not?",
+                b"5TsQWLVdgBdmrQ0XsxbDODV+57QdFR34I9HAbC/RVvkK",
+                b"NTg6RKcb9boFIAS3KrFK9BGeh+iDa/sm6jUMp2wds69v",
+                b"/doe.json"
+            ),
+            "3798d4131c277846293534c3edc11bd8a5e4cdcbff78b05db9d95eeb1cec68a5"
+        );
+        // rspauth: the response with an empty method (RFC 7616 §3.5), RFC 2617's example.
+        let hash = HashFunction::Md5;
+        let ha1 = Secret::password("Circle Of Life")
+            .ha1_for(hash, b"Mufasa", b"testrealm@host.com")
+            .unwrap();
+        let rspauth = response_hex(
+            hash,
+            &ha1,
+            b"dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            b"00000001",
+            b"0a4f113b",
+            b"",
+            b"/dir/index.html",
+        );
+        assert_eq!(rspauth.as_bytes(), b"376602cfd2f4e8e5e78b948a85263e85");
+    }
+}

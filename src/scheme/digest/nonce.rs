@@ -1,0 +1,420 @@
+//! Stateless Digest nonces: any instance holding the same key verifies them.
+//!
+//! Squid and Traefik keep their nonces in one process's memory, so a second instance behind a
+//! load balancer refuses the first one's nonces. Here a nonce carries what verifying it needs,
+//! authenticated under a key:
+//!
+//! ```text
+//! nonce = base64url( version=1 | issued (u64, ms since the Unix epoch) | instance (u64)
+//!                    | counter (u64) | tag (16 bytes) )                      -- 41 bytes, 55 chars
+//! tag   = HMAC-SHA-256(key, "tower-proxy-auth digest nonce" | realm | the 25 bytes before)
+//! ```
+//!
+//! - Any instance with the key checks the tag (in constant time) and the age; an altered or
+//!   forged nonce fails the tag.
+//! - The counter (with the instance and the time) makes every nonce unique; it need not be
+//!   secret, the tag is what a client cannot make.
+//! - `instance` is 0 when the replay store is shared by every instance (any of them may take
+//!   the nonce), and a random per-process number when it is local, so that another instance
+//!   can tell "not mine" and answer `stale=true` instead of a false failure.
+//! - The tag's first 16 bytes name the nonce in the replay store: no secret material is stored.
+//!
+//! The key is derived from the material given (bytes or a file) by HMAC-SHA-256 with its own
+//! label, so the same file can key other things without the keys being related.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::secret::{random_bytes, RandomSourceError};
+
+/// Default nonce lifetime: 300 s (Apache httpd's `AuthDigestNonceLifetime`). A nonce older than
+/// this is answered with a fresh one and `stale=true`, which clients follow without asking the
+/// user again (RFC 7616 §3.3).
+pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+/// How far in the future a nonce's issue time may be (clock differences between instances)
+/// before it is refused as forged.
+const MAX_CLOCK_SKEW_MS: u64 = 60_000;
+
+const VERSION: u8 = 1;
+const LEN: usize = 1 + 8 + 8 + 8 + 16;
+const LABEL: &[u8] = b"tower-proxy-auth digest nonce";
+
+/// The key that authenticates nonces. Instances that share it accept each other's nonces.
+#[derive(Clone)]
+pub struct NonceKey(Hmac<Sha256>);
+
+/// Why a nonce key could not be made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NonceKeyError {
+    /// The key file could not be read.
+    Read {
+        /// The file, as given.
+        file: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The material is too short to be a secret.
+    TooShort {
+        /// Where it came from (a file name, or "bytes").
+        from: String,
+        /// Its length after trimming whitespace.
+        len: usize,
+    },
+    /// The operating system's random source failed.
+    Random(RandomSourceError),
+}
+
+impl fmt::Display for NonceKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { file, source } => write!(f, "{file}: cannot read the nonce key: {source}"),
+            Self::TooShort { from, len } => write!(
+                f,
+                "{from}: the nonce key is {len} bytes; at least {MIN_KEY_BYTES} are needed \
+                 (make one with `openssl rand -hex 32 > FILE`)"
+            ),
+            Self::Random(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for NonceKeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { source, .. } => Some(source),
+            Self::Random(e) => Some(e),
+            Self::TooShort { .. } => None,
+        }
+    }
+}
+
+/// The least key material accepted: 16 bytes.
+pub const MIN_KEY_BYTES: usize = 16;
+
+impl NonceKey {
+    /// A key from the operating system's random source: nonces valid in this process only
+    /// (the default).
+    ///
+    /// # Errors
+    ///
+    /// [`NonceKeyError::Random`].
+    pub fn random() -> Result<Self, NonceKeyError> {
+        let material: [u8; 32] = random_bytes().map_err(NonceKeyError::Random)?;
+        Self::derive(&material)
+    }
+
+    /// A key from `material` (surrounding whitespace ignored), for instances that must accept
+    /// each other's nonces.
+    ///
+    /// # Errors
+    ///
+    /// [`NonceKeyError::TooShort`] under [`MIN_KEY_BYTES`].
+    pub fn from_bytes(material: &[u8]) -> Result<Self, NonceKeyError> {
+        let material = material.trim_ascii();
+        if material.len() < MIN_KEY_BYTES {
+            return Err(NonceKeyError::TooShort {
+                from: "bytes".to_owned(),
+                len: material.len(),
+            });
+        }
+        Self::derive(material)
+    }
+
+    /// A key from the contents of `path` (surrounding whitespace ignored; for example 64 hex
+    /// digits from `openssl rand -hex 32`).
+    ///
+    /// # Errors
+    ///
+    /// [`NonceKeyError::Read`] naming the file, [`NonceKeyError::TooShort`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, NonceKeyError> {
+        let path = path.as_ref();
+        let contents =
+            zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| NonceKeyError::Read {
+                file: path.display().to_string(),
+                source,
+            })?);
+        let material = contents.trim_ascii();
+        if material.len() < MIN_KEY_BYTES {
+            return Err(NonceKeyError::TooShort {
+                from: path.display().to_string(),
+                len: material.len(),
+            });
+        }
+        Self::derive(material)
+    }
+
+    /// HMAC-SHA-256 keyed by HMAC(material, label): a key of its own for nonces.
+    fn derive(material: &[u8]) -> Result<Self, NonceKeyError> {
+        let mut outer = <Hmac<Sha256> as Mac>::new_from_slice(material).map_err(|_| {
+            NonceKeyError::TooShort {
+                from: "bytes".to_owned(),
+                len: material.len(),
+            }
+        })?;
+        outer.update(LABEL);
+        let mut derived = zeroize::Zeroizing::new([0u8; 32]);
+        derived.copy_from_slice(&outer.finalize().into_bytes());
+        <Hmac<Sha256> as Mac>::new_from_slice(&derived[..])
+            .map(Self)
+            .map_err(|_| NonceKeyError::TooShort {
+                from: "bytes".to_owned(),
+                len: 0,
+            })
+    }
+
+    fn tag(&self, realm: &[u8], body: &[u8]) -> [u8; 16] {
+        let mut mac = self.0.clone();
+        mac.update(&(realm.len() as u64).to_be_bytes());
+        mac.update(realm);
+        mac.update(body);
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+}
+
+impl fmt::Debug for NonceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NonceKey(<redacted>)")
+    }
+}
+
+/// A verified nonce: what names it in the replay store, and when it was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NonceId {
+    /// The first 16 bytes of the nonce's tag.
+    pub id: [u8; 16],
+    /// When the nonce was issued, in milliseconds since the Unix epoch.
+    pub issued_ms: u64,
+}
+
+/// What checking a nonce found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NonceCheck {
+    /// Not a nonce this key made: forged, altered, or from the far future.
+    Invalid,
+    /// Authentic and within its lifetime.
+    Fresh(NonceId),
+    /// Authentic but older than its lifetime: `stale=true` if the response is right.
+    Expired(NonceId),
+    /// Authentic, issued by another instance whose replay store this one cannot see: answered
+    /// like an expired one.
+    Foreign(NonceId),
+}
+
+/// Issues and checks the nonces of one realm.
+pub(crate) struct Nonces {
+    key: NonceKey,
+    realm: Vec<u8>,
+    lifetime: Duration,
+    /// 0 when the replay store is shared by every instance.
+    instance: u64,
+    counter: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Nonces {
+    pub(crate) fn new(
+        key: NonceKey,
+        realm: &str,
+        lifetime: Duration,
+        local: bool,
+    ) -> Result<Self, RandomSourceError> {
+        let instance = if local {
+            // Never 0, which means "shared".
+            u64::from_be_bytes(random_bytes()?) | 1
+        } else {
+            0
+        };
+        let start: [u8; 8] = random_bytes()?;
+        Ok(Self {
+            key,
+            realm: realm.as_bytes().to_vec(),
+            lifetime,
+            instance,
+            counter: AtomicU64::new(u64::from_be_bytes(start)),
+        })
+    }
+
+    /// A new nonce, as it is written in a challenge.
+    pub(crate) fn issue(&self) -> String {
+        self.issue_at(now_ms())
+    }
+
+    fn issue_at(&self, issued_ms: u64) -> String {
+        let mut bytes = [0u8; LEN];
+        bytes[0] = VERSION;
+        bytes[1..9].copy_from_slice(&issued_ms.to_be_bytes());
+        bytes[9..17].copy_from_slice(&self.instance.to_be_bytes());
+        bytes[17..25].copy_from_slice(&self.counter.fetch_add(1, Relaxed).to_be_bytes());
+        let tag = self.key.tag(&self.realm, &bytes[..25]);
+        bytes[25..].copy_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Checks a nonce a client sent back.
+    pub(crate) fn check(&self, nonce: &[u8]) -> NonceCheck {
+        self.check_at(nonce, now_ms())
+    }
+
+    fn check_at(&self, nonce: &[u8], now_ms: u64) -> NonceCheck {
+        let mut bytes = [0u8; LEN + 3];
+        let Ok(LEN) = URL_SAFE_NO_PAD.decode_slice(nonce, &mut bytes) else {
+            return NonceCheck::Invalid;
+        };
+        let bytes = &bytes[..LEN];
+        if bytes[0] != VERSION {
+            return NonceCheck::Invalid;
+        }
+        let tag = self.key.tag(&self.realm, &bytes[..25]);
+        if !bool::from(tag.ct_eq(&bytes[25..])) {
+            return NonceCheck::Invalid;
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[1..9]);
+        let issued_ms = u64::from_be_bytes(word);
+        word.copy_from_slice(&bytes[9..17]);
+        let instance = u64::from_be_bytes(word);
+        if issued_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+            return NonceCheck::Invalid;
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&bytes[25..]);
+        let nonce = NonceId { id, issued_ms };
+        let lifetime_ms = u64::try_from(self.lifetime.as_millis()).unwrap_or(u64::MAX);
+        if now_ms.saturating_sub(issued_ms) > lifetime_ms {
+            NonceCheck::Expired(nonce)
+        } else if instance != self.instance {
+            NonceCheck::Foreign(nonce)
+        } else {
+            NonceCheck::Fresh(nonce)
+        }
+    }
+
+    /// How long a nonce is valid.
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nonces(key: &NonceKey, local: bool) -> Nonces {
+        Nonces::new(key.clone(), "proxy", Duration::from_secs(300), local).unwrap()
+    }
+
+    #[test]
+    fn issued_nonces_check_and_any_change_fails() {
+        let key = NonceKey::random().unwrap();
+        let n = nonces(&key, false);
+        let nonce = n.issue_at(1_000_000);
+        assert_eq!(nonce.len(), 55);
+        let NonceCheck::Fresh(id) = n.check_at(nonce.as_bytes(), 1_000_500) else {
+            panic!("fresh")
+        };
+        assert_eq!(id.issued_ms, 1_000_000);
+        // Every nonce is unique.
+        assert_ne!(n.issue_at(1_000_000), nonce);
+        // Any changed character fails the tag.
+        for i in 0..nonce.len() {
+            let mut altered = nonce.clone().into_bytes();
+            altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+            assert_eq!(
+                n.check_at(&altered, 1_000_500),
+                NonceCheck::Invalid,
+                "char {i}"
+            );
+        }
+        for junk in [&b""[..], b"x", b"!!!!", &nonce.as_bytes()[..54], b"AAAA"] {
+            assert_eq!(n.check_at(junk, 1_000_500), NonceCheck::Invalid);
+        }
+    }
+
+    #[test]
+    fn lifetime_other_keys_realms_and_instances() {
+        let key = NonceKey::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap();
+        let shared = nonces(&key, false);
+        let nonce = shared.issue_at(1_000_000);
+        assert!(matches!(
+            shared.check_at(nonce.as_bytes(), 1_000_000 + 301_000),
+            NonceCheck::Expired(_)
+        ));
+        // From the far future: not a clock difference, a forgery.
+        assert_eq!(
+            shared.check_at(nonce.as_bytes(), 1_000_000 - 61_000),
+            NonceCheck::Invalid
+        );
+        // The same key in another process accepts it; another key or realm does not.
+        let same = NonceKey::from_bytes(b"  0123456789abcdef0123456789abcdef\n").unwrap();
+        assert!(matches!(
+            nonces(&same, false).check_at(nonce.as_bytes(), 1_000_001),
+            NonceCheck::Fresh(_)
+        ));
+        let other = NonceKey::from_bytes(b"another key, another instance set").unwrap();
+        assert_eq!(
+            nonces(&other, false).check_at(nonce.as_bytes(), 1_000_001),
+            NonceCheck::Invalid
+        );
+        let other_realm =
+            Nonces::new(key.clone(), "elsewhere", Duration::from_secs(300), false).unwrap();
+        assert_eq!(
+            other_realm.check_at(nonce.as_bytes(), 1_000_001),
+            NonceCheck::Invalid
+        );
+        // Instances with local replay stores tell their own nonces from others'.
+        let a = nonces(&key, true);
+        let b = nonces(&key, true);
+        let from_a = a.issue_at(1_000_000);
+        assert!(matches!(
+            a.check_at(from_a.as_bytes(), 1_000_001),
+            NonceCheck::Fresh(_)
+        ));
+        assert!(matches!(
+            b.check_at(from_a.as_bytes(), 1_000_001),
+            NonceCheck::Foreign(_)
+        ));
+    }
+
+    #[test]
+    fn key_material_rules() {
+        assert!(matches!(
+            NonceKey::from_bytes(b"short"),
+            Err(NonceKeyError::TooShort { len: 5, .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
+        assert!(NonceKey::from_file(&path).is_ok());
+        let missing = NonceKey::from_file(dir.path().join("missing")).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("missing: cannot read the nonce key"),
+            "{missing}"
+        );
+        std::fs::write(&path, "too short\n").unwrap();
+        let short = NonceKey::from_file(&path).unwrap_err().to_string();
+        assert!(
+            short.contains("is 9 bytes") && short.contains("openssl rand"),
+            "{short}"
+        );
+    }
+}

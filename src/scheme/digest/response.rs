@@ -1,0 +1,299 @@
+//! The parameters of Digest credentials (RFC 7616 §3.4), checked strictly.
+//!
+//! ```text
+//! Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html",
+//!        algorithm=SHA-256, nonce="…", nc=00000001, cnonce="…", qop=auth,
+//!        response="…", opaque="…"
+//! ```
+//!
+//! - The user is `username`, or `username*` (an RFC 8187 `UTF-8''percent%20encoded` value), or,
+//!   with `userhash=true`, `username` holds `H(username ":" realm)` (§3.4.4). Both `username`
+//!   and `username*`, or `username*` with `userhash=true`, are malformed.
+//! - `realm`, `nonce`, `uri`, `response`, `cnonce`, `nc` and `qop` are required; `qop` must be
+//!   `auth` (the layer never reads the body, so `auth-int` is not offered); `nc` is 8 hex
+//!   digits and at least 1; `response` is hex of the algorithm's length. `algorithm` defaults
+//!   to `MD5` (RFC 7616 §3.3). Other parameters (`opaque`, `charset`, extensions) are ignored.
+
+use http::request::Parts;
+
+use super::algorithm::Algorithm;
+use super::secret::DigestUser;
+use crate::syntax::AuthParams;
+
+/// Parsed Digest credentials, owned (a lookup may answer after the request moved on).
+#[derive(Clone)]
+pub(crate) struct DigestResponse {
+    pub(crate) user: DigestUser,
+    pub(crate) realm: Vec<u8>,
+    pub(crate) nonce: Vec<u8>,
+    pub(crate) uri: Vec<u8>,
+    /// Lowercase hex.
+    pub(crate) response: Vec<u8>,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) cnonce: Vec<u8>,
+    /// `nc` as sent (it goes into the hash as text).
+    pub(crate) nc_text: Vec<u8>,
+    pub(crate) nc: u32,
+}
+
+/// Why Digest credentials cannot be used: a stable label, and whether RFC 9110 makes it a 400
+/// rather than a new challenge.
+pub(crate) type Refusal = (&'static str, bool);
+
+fn malformed(label: &'static str) -> Refusal {
+    (label, false)
+}
+
+impl DigestResponse {
+    /// Reads and checks the parameters.
+    pub(crate) fn parse(params: &AuthParams<'_>) -> Result<Self, Refusal> {
+        let get = |name| params.get(name).map(|p| p.value());
+        let require = |name, label| get(name).ok_or(malformed(label));
+        let userhash = match get("userhash") {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case(b"true") => true,
+            Some(v) if v.eq_ignore_ascii_case(b"false") => false,
+            Some(_) => return Err(malformed("digest_userhash_invalid")),
+        };
+        let user = match (get("username"), get("username*")) {
+            (Some(_), Some(_)) => return Err(malformed("digest_two_usernames")),
+            (None, None) => return Err(malformed("digest_username_missing")),
+            (None, Some(_)) if userhash => {
+                return Err(malformed("digest_userhash_with_username_star"))
+            }
+            (None, Some(ext)) => DigestUser::Name(
+                decode_ext_value(ext).ok_or(malformed("digest_username_star_invalid"))?,
+            ),
+            (Some(hash), None) if userhash => {
+                if hash.is_empty() || !hash.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(malformed("digest_userhash_invalid"));
+                }
+                DigestUser::Hash(String::from_utf8_lossy(hash).to_ascii_lowercase())
+            }
+            (Some(name), None) => DigestUser::Name(name.to_vec()),
+        };
+        let algorithm = match get("algorithm") {
+            None => Algorithm::Md5,
+            Some(token) => {
+                Algorithm::from_token(token).ok_or(malformed("digest_algorithm_unknown"))?
+            }
+        };
+        let qop = require("qop", "digest_qop_missing")?;
+        if !qop.eq_ignore_ascii_case(b"auth") {
+            return Err(malformed("digest_qop_not_auth"));
+        }
+        let nc_text = require("nc", "digest_nc_missing")?;
+        let nc = (nc_text.len() == 8)
+            .then(|| std::str::from_utf8(nc_text).ok())
+            .flatten()
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+            .filter(|&n| n > 0)
+            .ok_or(malformed("digest_nc_invalid"))?;
+        let response = require("response", "digest_response_missing")?;
+        if response.len() != algorithm.hash().hex_len()
+            || !response.iter().all(u8::is_ascii_hexdigit)
+        {
+            return Err(malformed("digest_response_invalid"));
+        }
+        let cnonce = require("cnonce", "digest_cnonce_missing")?;
+        if cnonce.is_empty() {
+            return Err(malformed("digest_cnonce_missing"));
+        }
+        Ok(Self {
+            user,
+            realm: require("realm", "digest_realm_missing")?.to_vec(),
+            nonce: require("nonce", "digest_nonce_missing")?.to_vec(),
+            uri: require("uri", "digest_uri_missing")?.to_vec(),
+            response: response.to_ascii_lowercase(),
+            algorithm,
+            cnonce: cnonce.to_vec(),
+            nc_text: nc_text.to_vec(),
+            nc,
+        })
+    }
+}
+
+/// Whether `uri` names the request-target of `request` (RFC 7616 §3.4.6: "the digest-uri ...
+/// MUST be the same as the request-target"): for CONNECT exactly the authority `host:port`;
+/// for an absolute-form target (a proxied request) the absolute URI or, as curl and Chromium
+/// send it, its path and query; for an origin-form target its path and query.
+pub(crate) fn names_request_target(uri: &[u8], request: &Parts) -> bool {
+    let target = &request.uri;
+    if request.method == http::Method::CONNECT {
+        return target
+            .authority()
+            .is_some_and(|a| a.as_str().as_bytes() == uri);
+    }
+    let path_and_query = target
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .as_bytes();
+    if uri == path_and_query {
+        return true;
+    }
+    if target.scheme().is_some() {
+        if let Ok(sent) = http::Uri::try_from(uri) {
+            return sent.scheme() == target.scheme()
+                && sent.authority() == target.authority()
+                && sent.path_and_query().map(|p| p.as_str())
+                    == target.path_and_query().map(|p| p.as_str());
+        }
+    }
+    false
+}
+
+/// An RFC 8187 `ext-value` as `username*` carries it: `UTF-8'[language]'percent-encoded`.
+/// Only the UTF-8 charset is accepted (RFC 7616 §3.4 requires it); the result must be UTF-8.
+fn decode_ext_value(value: &[u8]) -> Option<Vec<u8>> {
+    let mut parts = value.splitn(3, |&b| b == b'\'');
+    let charset = parts.next()?;
+    let _language = parts.next()?;
+    let encoded = parts.next()?;
+    if !charset.eq_ignore_ascii_case(b"UTF-8") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(encoded.len());
+    let mut i = 0;
+    while i < encoded.len() {
+        match encoded[i] {
+            b'%' => {
+                let hex = encoded.get(i + 1..i + 3)?;
+                let text = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(text, 16).ok()?);
+                i += 3;
+            }
+            b if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) => {
+                out.push(b);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    std::str::from_utf8(&out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<DigestResponse, Refusal> {
+        DigestResponse::parse(&AuthParams::parse(text.as_bytes()).unwrap())
+    }
+
+    const GOOD: &str = r#"username="Mufasa", realm="r", nonce="n", uri="/", response="8ca523f5e9506fed4657c9700eebdbec", nc=00000001, cnonce="c", qop=auth"#;
+
+    #[test]
+    fn a_complete_response_parses() {
+        let r = parse(GOOD).unwrap();
+        assert_eq!(r.user, DigestUser::Name(b"Mufasa".to_vec()));
+        assert_eq!((r.algorithm, r.nc), (Algorithm::Md5, 1));
+        let r = parse(&GOOD.replace("nc=00000001", "nc=0000000A")).unwrap();
+        assert_eq!((r.nc, r.nc_text.as_slice()), (10, &b"0000000A"[..]));
+    }
+
+    #[test]
+    fn username_star_is_rfc_8187() {
+        let r = parse(&GOOD.replace(
+            r#"username="Mufasa""#,
+            "username*=UTF-8''J%C3%A4s%C3%B8n%20Doe",
+        ))
+        .unwrap();
+        assert_eq!(r.user, DigestUser::Name("Jäsøn Doe".as_bytes().to_vec()));
+        for bad in [
+            "ISO-8859-1''x",
+            "UTF-8'x",
+            "UTF-8''%C3",
+            "UTF-8''%zz",
+            "UTF-8''a b",
+            "UTF-8''%FF",
+        ] {
+            let text = GOOD.replace(r#"username="Mufasa""#, &format!("username*=\"{bad}\""));
+            assert_eq!(
+                parse(&text).err(),
+                Some(malformed("digest_username_star_invalid")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_rule_broken() {
+        let cases: &[(&str, &str, &str)] = &[
+            (r#"username="Mufasa", "#, "", "digest_username_missing"),
+            ("qop=auth", "qop=auth-int", "digest_qop_not_auth"),
+            (", qop=auth", "", "digest_qop_missing"),
+            ("nc=00000001", "nc=1", "digest_nc_invalid"),
+            ("nc=00000001", "nc=00000000", "digest_nc_invalid"),
+            ("nc=00000001", "nc=0000000g", "digest_nc_invalid"),
+            (
+                r#"response="8ca523f5e9506fed4657c9700eebdbec""#,
+                r#"response="8ca5""#,
+                "digest_response_invalid",
+            ),
+            (r#"cnonce="c""#, r#"cnonce="""#, "digest_cnonce_missing"),
+            (r#"uri="/", "#, "", "digest_uri_missing"),
+            (
+                "qop=auth",
+                "qop=auth, algorithm=SHA-1",
+                "digest_algorithm_unknown",
+            ),
+            (
+                "qop=auth",
+                "qop=auth, userhash=maybe",
+                "digest_userhash_invalid",
+            ),
+            (
+                "qop=auth",
+                "qop=auth, username*=UTF-8''x",
+                "digest_two_usernames",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = GOOD.replace(from, to);
+            assert_eq!(parse(&text).err().map(|r| r.0), Some(*want), "{text}");
+        }
+        // A SHA-256 response must be 64 digits.
+        let text = GOOD.replace("qop=auth", "qop=auth, algorithm=SHA-256");
+        assert_eq!(
+            parse(&text).err().map(|r| r.0),
+            Some("digest_response_invalid")
+        );
+    }
+
+    #[test]
+    fn uri_must_name_the_request_target() {
+        let parts = |method: &str, target: &str| {
+            http::Request::builder()
+                .method(method)
+                .uri(target)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let get = parts("GET", "http://origin.test:8080/a/b?q=1");
+        assert!(names_request_target(b"/a/b?q=1", &get));
+        assert!(names_request_target(
+            b"http://origin.test:8080/a/b?q=1",
+            &get
+        ));
+        assert!(names_request_target(
+            b"http://ORIGIN.test:8080/a/b?q=1",
+            &get
+        ));
+        assert!(!names_request_target(b"/a/b", &get));
+        assert!(!names_request_target(
+            b"http://other.test:8080/a/b?q=1",
+            &get
+        ));
+        assert!(!names_request_target(b"/", &get));
+        let connect = parts("CONNECT", "origin.test:443");
+        assert!(names_request_target(b"origin.test:443", &connect));
+        assert!(!names_request_target(b"/", &connect));
+        assert!(!names_request_target(b"origin.test", &connect));
+        let origin = parts("GET", "/dir/index.html");
+        assert!(names_request_target(b"/dir/index.html", &origin));
+        assert!(!names_request_target(b"http://x/dir/index.html", &origin));
+    }
+}
