@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use http::request::Parts;
 use tower::ServiceBuilder;
-use tower_proxy_auth::validator::{
-    from_async_fn, from_fn, from_service, Blocking, BlockingPool, Cached, Check,
-};
+#[cfg(feature = "blocking")]
+use tower_proxy_auth::validator::{from_fn, Blocking, BlockingPool};
+use tower_proxy_auth::validator::{from_async_fn, from_service, Cached, Check};
 use tower_proxy_auth::{BasicCredentials, Decision, Identity, ProxyAuthLayer, Validator};
 
 use support::{request_head, serve, RawConn};
@@ -151,6 +151,7 @@ async fn cached_answers_repeated_credentials_without_asking_again() {
     assert_eq!(stats.hits + stats.coalesced, 5 + 7 + 1, "{stats:?}");
 }
 
+#[cfg(feature = "blocking")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_runs_a_slow_synchronous_check_off_the_runtime_and_sheds_past_its_queue() {
     let slow = from_fn(|creds: &BasicCredentials, _: &Parts| {
