@@ -410,3 +410,70 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Digest: the layer accepts exactly the response a client of the tests' own computes.
+
+fn digest_algorithm() -> impl Strategy<Value = tower_proxy_auth::scheme::digest::Algorithm> {
+    use tower_proxy_auth::scheme::digest::Algorithm;
+    proptest::sample::select(Algorithm::ALL.to_vec())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn digest_accepts_exactly_the_right_response(
+        algorithm in digest_algorithm(),
+        user in "[a-zA-Z0-9 ._@-]{1,16}",
+        password in "[ -~]{0,24}",
+        cnonce in "[a-zA-Z0-9+/=]{8,32}",
+        nc in 1u32..1000,
+        path in "/[a-z0-9/]{0,12}",
+        flip in any::<proptest::sample::Index>(),
+    ) {
+        use tower_proxy_auth::scheme::digest::Digest;
+        let users = StaticUsers::with_realm("proxy").with_user(user.as_str(), password.as_str());
+        let layer = ProxyAuthLayer::offering(Digest::new().algorithms([algorithm]), users)
+            .build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let inner = tower::service_fn(|_req: Request<()>| {
+            std::future::ready(Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new())))
+        });
+        let mut service = layer.layer(inner);
+        let mut cx = Context::from_waker(Waker::noop());
+        let target = format!("http://origin.test{path}");
+        let mut call = |credentials: Option<&str>| {
+            let mut request = Request::builder().uri(target.as_str()).body(()).unwrap();
+            if let Some(value) = credentials {
+                request.headers_mut().insert(PROXY_AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            }
+            assert!(service.poll_ready(&mut cx).is_ready());
+            match pin!(service.call(request)).poll(&mut cx) {
+                Poll::Ready(Ok(response)) => response,
+                _ => panic!("the layer did not answer at once"),
+            }
+        };
+        let first = call(None);
+        let challenge = first.headers()[PROXY_AUTHENTICATE].to_str().unwrap().to_owned();
+        let answer = support::DigestAnswer {
+            user: &user,
+            password: &password,
+            method: "GET",
+            uri: &path,
+            nc,
+            cnonce: &cnonce,
+        };
+        let (credentials, _) = answer.credentials(&challenge);
+        // One hex digit of the response changed: refused.
+        let at = credentials.rfind("response=\"").unwrap() + "response=\"".len();
+        let digits = credentials.len() - at - 1;
+        let i = at + flip.index(digits);
+        let mut wrong = credentials.clone().into_bytes();
+        wrong[i] = if wrong[i] == b'0' { b'1' } else { b'0' };
+        let wrong = String::from_utf8(wrong).unwrap();
+        prop_assert_eq!(call(Some(&wrong)).status(), StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+        prop_assert_eq!(call(Some(&credentials)).status(), StatusCode::OK, "{}", credentials);
+        // ...once.
+        prop_assert_eq!(call(Some(&credentials)).status(), StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+    }
+}

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use http::request::Parts;
 use tower::ServiceBuilder;
+use tower_proxy_auth::validator::{from_async_fn, from_service, Cached, Check};
 #[cfg(feature = "blocking")]
 use tower_proxy_auth::validator::{from_fn, Blocking, BlockingPool};
-use tower_proxy_auth::validator::{from_async_fn, from_service, Cached, Check};
 use tower_proxy_auth::{BasicCredentials, Decision, Identity, ProxyAuthLayer, Validator};
 
 use support::{request_head, serve, RawConn};
