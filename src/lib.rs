@@ -87,7 +87,7 @@ mod respond;
 pub mod scheme;
 pub mod store;
 pub mod syntax;
-mod throttle;
+pub mod throttle;
 pub mod validator;
 
 /// The README's code blocks, compiled as doc tests.
@@ -95,7 +95,7 @@ pub mod validator;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use client_addr::ClientAddr;
+pub use client_addr::{ClientAddr, ConnectionMarker};
 pub use decide::{ChallengeReason, Rejection, RejectionKind};
 pub use identity::Identity;
 pub use layer::{

@@ -2,8 +2,8 @@
 //!
 //! [`Offer<S, V>`] runs one request through its scheme in the order of the flow: the scheme
 //! prepares (`prepare`), the failure throttle may answer first, the validator answers the
-//! scheme's question, the scheme concludes, and a wrong credential is counted. What comes out
-//! is a [`Step`] for the decide stage. [`Schemes`] holds the offers in challenge order and
+//! scheme's question, the scheme concludes, and the throttle records the outcome. What comes
+//! out is a [`Step`] for the decide stage. [`Schemes`] holds the offers in challenge order and
 //! finds the one a request's credentials name.
 
 use std::sync::Arc;
@@ -12,10 +12,10 @@ use std::time::Duration;
 use http::request::Parts;
 use http::HeaderValue;
 
-use crate::outcome::Answer;
+use crate::outcome::{Answer, ValidatorError};
 use crate::scheme::{Scheme, Setup, Verdict};
 use crate::syntax::Credentials;
-use crate::throttle::FailureThrottle;
+use crate::throttle::{Admission, FailureThrottle, Outcome, Ticket};
 use crate::validator::Answers;
 
 /// What one scheme made of a request, for the decide stage.
@@ -26,6 +26,10 @@ pub(crate) enum Step {
     Verdict {
         verdict: Verdict,
         user: Option<Box<[u8]>>,
+        /// The throttle's connection rule: the rejection closes the connection.
+        close: bool,
+        /// The throttle answered for the validator: these exact credentials failed recently.
+        repeated: bool,
     },
     /// The throttle answered before the validator was asked.
     Throttled {
@@ -51,14 +55,14 @@ pub(crate) trait Offered: Send + Sync + 'static {
 /// A scheme offered with the validator that answers its questions.
 pub(crate) struct Offer<S, V> {
     scheme: Arc<S>,
-    validator: V,
+    validator: Arc<V>,
 }
 
 impl<S: Scheme, V: Answers<S>> Offer<S, V> {
     pub(crate) fn new(scheme: S, validator: V) -> Self {
         Self {
             scheme: Arc::new(scheme),
-            validator,
+            validator: Arc::new(validator),
         }
     }
 }
@@ -100,50 +104,161 @@ impl<S: Scheme, V: Answers<S>> Offered for Offer<S, V> {
                 return Answer::Ready(Step::Verdict {
                     verdict,
                     user: None,
+                    close: false,
+                    repeated: false,
                 })
             }
         };
-        let key = scheme.attempt_key(&attempt);
-        if let Some(throttle) = throttle {
-            if let Some(retry_after) = throttle.retry_after(key.user, request) {
-                return Answer::Ready(Step::Throttled {
-                    retry_after,
-                    user: key.user.into(),
-                });
-            }
-        }
-        let name = scheme.name();
-        match self.validator.answer(scheme.question(&attempt), request) {
-            Answer::Ready(reply) => match scheme.conclude(&attempt, reply) {
-                Answer::Ready(verdict) => {
-                    if let (Verdict::Reject, Some(throttle)) = (&verdict, throttle) {
-                        throttle.record_failure(key.user, request);
-                    }
-                    Answer::Ready(step(verdict, name, key.user))
-                }
-                Answer::Pending(concluding) => {
-                    let guard = throttle.map(|t| t.begin_attempt(key.user, request));
-                    let user: Box<[u8]> = key.user.into();
-                    Answer::pending(async move { finish(concluding.await, guard, name, &user) })
-                }
+        let Some(throttle) = throttle else {
+            return ask(&self.scheme, &self.validator, attempt, None, request);
+        };
+        let admission = throttle.admit(scheme.attempt_key(&attempt), request);
+        match admission {
+            Answer::Ready(admission) => match admitted(admission, scheme, &attempt) {
+                Ok(ticket) => ask(
+                    &self.scheme,
+                    &self.validator,
+                    attempt,
+                    Some(ticket),
+                    request,
+                ),
+                Err(step) => step,
             },
-            Answer::Pending(reply) => {
-                let guard = throttle.map(|t| t.begin_attempt(key.user, request));
-                let scheme = self.scheme.clone();
+            Answer::Pending(admitting) => {
+                // The counts are in a shared store: ask the validator once they are read,
+                // with a copy of the request.
+                let (scheme, validator) = (self.scheme.clone(), self.validator.clone());
+                let request = request.clone();
                 Answer::pending(async move {
-                    let reply = reply.await;
-                    let verdict = scheme.conclude(&attempt, reply).resolve().await;
-                    let user = scheme.attempt_key(&attempt).user;
-                    finish(verdict, guard, name, user)
+                    match admitted(admitting.await, &*scheme, &attempt) {
+                        Ok(ticket) => {
+                            ask(&scheme, &validator, attempt, Some(ticket), &request)
+                                .resolve()
+                                .await
+                        }
+                        Err(step) => step.resolve().await,
+                    }
                 })
             }
         }
     }
 }
 
+/// The ticket of an admitted attempt, or the step when the throttle answered for the
+/// validator.
+fn admitted<S: Scheme>(
+    admission: Admission,
+    scheme: &S,
+    attempt: &S::Attempt,
+) -> Result<Ticket, Answer<Step>> {
+    let user = || Box::<[u8]>::from(scheme.attempt_key(attempt).user);
+    match admission {
+        Admission::Go(ticket) => Ok(ticket),
+        Admission::Throttled { retry_after } => Err(Answer::Ready(Step::Throttled {
+            retry_after,
+            user: user(),
+        })),
+        Admission::Busy(ticket) => {
+            let user = user();
+            Err(ticket
+                .settle(Outcome::Shed)
+                .map(move |close| Step::Verdict {
+                    verdict: Verdict::Unavailable(ValidatorError::overloaded(
+                        "too many checks in flight from this client address",
+                    )),
+                    user: Some(user),
+                    close,
+                    repeated: false,
+                }))
+        }
+        Admission::Stale(ticket) => {
+            let user = user();
+            Err(ticket
+                .settle(Outcome::Repeated)
+                .map(move |close| Step::Verdict {
+                    verdict: Verdict::Reject,
+                    user: Some(user),
+                    close,
+                    repeated: true,
+                }))
+        }
+    }
+}
+
+/// Asks the validator, concludes, settles the throttle's ticket.
+fn ask<S: Scheme, V: Answers<S>>(
+    scheme: &Arc<S>,
+    validator: &Arc<V>,
+    attempt: S::Attempt,
+    mut ticket: Option<Ticket>,
+    request: &Parts,
+) -> Answer<Step> {
+    match validator.answer(scheme.question(&attempt), request) {
+        Answer::Ready(reply) => match scheme.conclude(&attempt, reply) {
+            Answer::Ready(verdict) => {
+                let user = scheme.attempt_key(&attempt).user;
+                finish(verdict, ticket, scheme.name(), user)
+            }
+            Answer::Pending(concluding) => {
+                let scheme = scheme.clone();
+                Answer::pending(async move {
+                    let user = scheme.attempt_key(&attempt).user;
+                    finish(concluding.await, ticket, scheme.name(), user)
+                        .resolve()
+                        .await
+                })
+            }
+        },
+        Answer::Pending(reply) => {
+            if ticket.as_mut().is_some_and(|t| !t.hold_pending()) {
+                // The address has as many slow checks in flight as it may: this one is shed
+                // before it starts (dropping the future cancels it).
+                drop(reply);
+                let shed = Verdict::Unavailable(ValidatorError::overloaded(
+                    "too many checks in flight from this client address",
+                ));
+                let user = scheme.attempt_key(&attempt).user;
+                return finish(shed, ticket, scheme.name(), user);
+            }
+            let scheme = scheme.clone();
+            Answer::pending(async move {
+                let reply = reply.await;
+                let verdict = scheme.conclude(&attempt, reply).resolve().await;
+                let user = scheme.attempt_key(&attempt).user;
+                finish(verdict, ticket, scheme.name(), user).resolve().await
+            })
+        }
+    }
+}
+
+/// Records the verdict with the throttle and makes the step.
+fn finish(
+    verdict: Verdict,
+    ticket: Option<Ticket>,
+    scheme: &'static str,
+    user: &[u8],
+) -> Answer<Step> {
+    let outcome = match &verdict {
+        Verdict::Allow { .. } => Outcome::Success,
+        Verdict::Reject => Outcome::Failure,
+        Verdict::Unavailable(error) if error.is_overloaded() => Outcome::Shed,
+        _ => Outcome::Other,
+    };
+    let Some(ticket) = ticket else {
+        return Answer::Ready(step(verdict, scheme, user, false));
+    };
+    match ticket.settle(outcome) {
+        Answer::Ready(close) => Answer::Ready(step(verdict, scheme, user, close)),
+        settling => {
+            let user: Box<[u8]> = user.into();
+            settling.map(move |close| step(verdict, scheme, &user, close))
+        }
+    }
+}
+
 /// The step for a verdict: an allowed identity records the scheme; other verdicts keep the
 /// claimed user name for the log.
-fn step(verdict: Verdict, scheme: &'static str, user: &[u8]) -> Step {
+fn step(verdict: Verdict, scheme: &'static str, user: &[u8], close: bool) -> Step {
     match verdict {
         Verdict::Allow { identity, info } => Step::Verdict {
             verdict: Verdict::Allow {
@@ -151,27 +266,16 @@ fn step(verdict: Verdict, scheme: &'static str, user: &[u8]) -> Step {
                 info,
             },
             user: None,
+            close: false,
+            repeated: false,
         },
         other => Step::Verdict {
             verdict: other,
             user: Some(user.into()),
+            close,
+            repeated: false,
         },
     }
-}
-
-/// Ends an attempt that waited: a wrong credential is counted in the windows taken when it
-/// began; dropping the guard ends the attempt either way.
-fn finish(
-    verdict: Verdict,
-    guard: Option<crate::throttle::Attempt>,
-    scheme: &'static str,
-    user: &[u8],
-) -> Step {
-    if let (Verdict::Reject, Some(guard)) = (&verdict, &guard) {
-        guard.record_failure();
-    }
-    drop(guard);
-    step(verdict, scheme, user)
 }
 
 /// The offered schemes in challenge order, and the challenges of a rejection.

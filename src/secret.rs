@@ -60,6 +60,24 @@ impl SecretKey {
         Ok(Self(SipHasher24::new_with_key(&key)))
     }
 
+    /// A key derived from shared `material` (at least 16 bytes) and a `label` naming its use,
+    /// so that instances holding the same material make the same tags, and one material can
+    /// key several things without the keys being related. `None` for shorter material.
+    pub(crate) fn derived(material: &[u8], label: &[u8]) -> Option<Self> {
+        use hmac::{Hmac, Mac};
+        if material.len() < 16 {
+            return None;
+        }
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(material).ok()?;
+        mac.update(label);
+        let bytes = mac.finalize().into_bytes();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&bytes[..16]);
+        let hasher = SipHasher24::new_with_key(&key);
+        zeroize::Zeroize::zeroize(&mut key);
+        Some(Self(hasher))
+    }
+
     /// The tag of Basic-style credentials `user ":" password`, given as one slice and the
     /// user's length (which makes the split unambiguous, whatever the user holds). One
     /// contiguous write: about half the cost of hashing the parts separately.
@@ -114,6 +132,13 @@ impl fmt::Debug for SecretKey {
 impl Tag {
     pub(crate) fn ct_eq(&self, other: &Tag) -> Choice {
         self.0[0].ct_eq(&other.0[0]) & self.0[1].ct_eq(&other.0[1])
+    }
+}
+
+impl Tag {
+    /// The tag as one number, for tables indexed by it.
+    pub(crate) fn to_u128(&self) -> u128 {
+        (u128::from(self.0[0]) << 64) | u128::from(self.0[1])
     }
 }
 

@@ -534,7 +534,8 @@ async fn throttle_three_failures_then_429_until_the_window_ends() {
     let good = Origin::start().await;
     let p = proxy(&["--max-auth-failures", "3", "--auth-failure-window", "2"]);
     let url = good.url("/throttled");
-    let wrong = basic(USER, b"not-the-password");
+    // Distinct wrong passwords: the same one repeated counts once (the throttle's policy).
+    let wrong = |n: u8| basic(USER, format!("not-the-password-{n}").as_bytes());
     let right = credentials();
 
     // Requests without credentials never count, however many.
@@ -542,7 +543,7 @@ async fn throttle_three_failures_then_429_until_the_window_ends() {
         assert_eq!(proxy_get(p.addr(), &url, &[]).await.status, 407);
     }
     for n in 1..=3 {
-        let response = proxy_get(p.addr(), &url, &[("Proxy-Authorization", &wrong)]).await;
+        let response = proxy_get(p.addr(), &url, &[("Proxy-Authorization", &wrong(n))]).await;
         assert_eq!(response.status, 407, "wrong password #{n}: {response:#?}");
     }
     // Still none counted for a missing header: a request without credentials gets 407, not 429.

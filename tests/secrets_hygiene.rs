@@ -28,6 +28,8 @@ use tracing::Level;
 
 const PASSWORD: &str = "s3cr3t-P4ss";
 const WRONG: &str = "wr0ng-P4ss-X";
+/// A second wrong password: the same one repeated counts once for the throttle.
+const WRONG_TOO: &str = "wr0ng-P4ss-Y";
 const FORBIDDEN_PASSWORD: &str = "f0rb1dden-P4ss";
 const BROKEN_PASSWORD: &str = "br0ken-P4ss";
 
@@ -130,6 +132,7 @@ async fn passwords_never_reach_the_logs() {
         .expect("client");
     let good = format!("Basic {}", pair("alice", PASSWORD));
     let wrong = format!("Basic {}", pair("alice", WRONG));
+    let wrong_too = format!("Basic {}", pair("alice", WRONG_TOO));
     let forbidden = format!("Basic {}", pair("mallory", FORBIDDEN_PASSWORD));
     let broken = format!("Basic {}", pair("broken", BROKEN_PASSWORD));
     let cases: [(&[&str], u16); 8] = [
@@ -137,7 +140,7 @@ async fn passwords_never_reach_the_logs() {
         (&[&forbidden], 403),
         (&[&broken], 503),
         (&[&wrong], 407),
-        (&[&wrong], 407),
+        (&[&wrong_too], 407),
         (&[&wrong], 429),
         (&[&good, &good], 400),
         (&[&good[..good.len() - 3]], 407),
@@ -173,10 +176,12 @@ async fn passwords_never_reach_the_logs() {
     let secrets = [
         PASSWORD.to_owned(),
         WRONG.to_owned(),
+        WRONG_TOO.to_owned(),
         FORBIDDEN_PASSWORD.to_owned(),
         BROKEN_PASSWORD.to_owned(),
         pair("alice", PASSWORD),
         pair("alice", WRONG),
+        pair("alice", WRONG_TOO),
         pair("mallory", FORBIDDEN_PASSWORD),
         pair("broken", BROKEN_PASSWORD),
         good[..good.len() - 3].to_owned(),

@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
-    let method = [Method::GET, Method::CONNECT, Method::POST][usize::from(first % 3)];
+    let method = [Method::GET, Method::CONNECT, Method::POST][usize::from(first % 3)].clone();
     let mut value = if first & 0x80 == 0 { b"Digest ".to_vec() } else { Vec::new() };
     value.extend_from_slice(rest);
     let Ok(value) = HeaderValue::from_bytes(&value) else {

@@ -115,10 +115,19 @@ pub(crate) fn decide(input: Input<'_>, cx: &Context<'_>) -> Action {
         }
         Input::Step {
             scheme,
-            step: Step::Verdict { verdict, user },
+            step:
+                Step::Verdict {
+                    verdict,
+                    user,
+                    close,
+                    repeated,
+                },
         } => {
-            let action = match verdict {
+            let mut action = match verdict {
                 Verdict::Allow { identity, info } => Action::Forward { identity, info },
+                Verdict::Reject if repeated => {
+                    challenge(ChallengeReason::RepeatedCredentials, None)
+                }
                 Verdict::Reject => challenge(ChallengeReason::WrongCredentials, None),
                 Verdict::Forbid => reject(RejectionKind::Forbidden),
                 Verdict::Malformed(rule) => challenge(ChallengeReason::Malformed(rule), None),
@@ -148,6 +157,9 @@ pub(crate) fn decide(input: Input<'_>, cx: &Context<'_>) -> Action {
                     })
                 }
             };
+            if let (Action::Reject(rejection), true) = (&mut action, close) {
+                rejection.close_connection();
+            }
             (action, Some(scheme), user)
         }
     };

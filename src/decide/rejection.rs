@@ -19,6 +19,7 @@ pub struct Rejection {
     kind: RejectionKind,
     party: Party,
     challenges: Challenges,
+    close: bool,
 }
 
 /// What kind of answer a [`Rejection`] is.
@@ -60,6 +61,9 @@ pub enum ChallengeReason {
     UnsupportedScheme,
     /// Unknown user, wrong password or wrong response.
     WrongCredentials,
+    /// The same wrong credentials again: answered without asking the validator, not counted
+    /// again (see [`FailureThrottle`](crate::FailureThrottle)).
+    RepeatedCredentials,
     /// The credentials were right but their nonce expired: the scheme's challenge says
     /// `stale=true` (RFC 7616 §3.3).
     Stale,
@@ -73,6 +77,7 @@ impl ChallengeReason {
             Self::Malformed(_) => "malformed",
             Self::UnsupportedScheme => "unsupported_scheme",
             Self::WrongCredentials => "wrong_credentials",
+            Self::RepeatedCredentials => "repeated_credentials",
             Self::Stale => "stale",
         }
     }
@@ -84,6 +89,7 @@ impl Rejection {
             kind,
             party,
             challenges: Challenges::None,
+            close: false,
         }
     }
 
@@ -92,7 +98,21 @@ impl Rejection {
             kind: RejectionKind::Challenge(reason),
             party,
             challenges,
+            close: false,
         }
+    }
+
+    /// Marks the rejection as closing its connection (the failure throttle's rule for a
+    /// connection that keeps failing).
+    pub(crate) fn close_connection(&mut self) {
+        self.close = true;
+    }
+
+    /// Whether the response says `Connection: close` whatever the request: a 431, or a
+    /// connection that kept failing (see [`FailureThrottle`](crate::FailureThrottle)). The
+    /// request can add its own reasons (an unread body, HTTP/1.0).
+    pub fn closes_connection(&self) -> bool {
+        self.close || self.kind == RejectionKind::CredentialsTooLarge
     }
 
     /// The kind of answer.
@@ -196,6 +216,7 @@ impl fmt::Debug for Rejection {
             .field("kind", &self.kind)
             .field("party", &self.party)
             .field("challenges", &self.challenges().len())
+            .field("close", &self.close)
             .finish()
     }
 }

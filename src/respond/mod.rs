@@ -26,7 +26,7 @@ pub use body::ResponseBody;
 pub use render::RejectionBody;
 pub(crate) use render::RenderHook;
 
-use crate::decide::{Rejection, RejectionKind};
+use crate::decide::Rejection;
 
 /// `rejection` as a response to `request`, its body written by `hook` if there is one.
 pub(crate) fn render(
@@ -75,7 +75,7 @@ pub(crate) fn render(
             }
         }
     }
-    if rejection.kind() == RejectionKind::CredentialsTooLarge || closes_after(request) {
+    if rejection.closes_connection() || closes_after(request) {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     headers.insert(CONTENT_TYPE, content_type);
