@@ -380,7 +380,10 @@ impl Waiter {
     where
         F: std::future::Future<Output = Result<Decision, ValidatorError>>,
     {
-        let Some(cell) = self.cell.clone() else {
+        // The cell is borrowed from `self`, not cloned: the Arc counts `Drop` reads must be
+        // only those of the map and the waiters, or the last waiter would leave the entry (and
+        // its answer, past any TTL) in the map.
+        let Some(cell) = self.cell.as_deref() else {
             return Err(ValidatorError::new("in-flight check lost"));
         };
         let state = &self.state;
@@ -480,7 +483,66 @@ mod tests {
             Validation::Pending(_)
         ));
         assert_eq!(cached.stats().hits, 1);
-        assert!(cached.state.lock().is_empty() || calls.load(Relaxed) > 0);
+        // Every finished check left the map of checks in flight.
+        assert!(cached.state.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_finished_check_leaves_nothing_in_flight() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let v = from_async_fn(move |_: BasicCredentials, _: &Parts| {
+            counter.fetch_add(1, Relaxed);
+            async { Decision::Reject }
+        });
+        let cached = Cached::new(v);
+        let p = parts();
+        for round in 1..=3 {
+            let answer = cached.validate(&creds("eve", "x"), &p).resolve().await;
+            assert!(matches!(answer, Ok(Decision::Reject)));
+            assert!(cached.state.lock().is_empty(), "round {round}");
+            assert_eq!(
+                calls.load(Relaxed),
+                round,
+                "an unremembered failure is checked again"
+            );
+        }
+        assert_eq!(cached.stats().coalesced, 0);
+    }
+
+    #[test]
+    fn successes_expire_after_the_ttl() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let v = from_fn(move |c: &BasicCredentials, _: &Parts| {
+            counter.fetch_add(1, Relaxed);
+            Decision::Allow(Identity::new(c.user_id()))
+        });
+        let cached = Cached::new(v).ttl(Duration::from_millis(100));
+        let p = parts();
+        let _ = cached.validate(&creds("a", "b"), &p);
+        let _ = cached.validate(&creds("a", "b"), &p);
+        assert_eq!((calls.load(Relaxed), cached.stats().hits), (1, 1));
+        std::thread::sleep(Duration::from_millis(250));
+        let _ = cached.validate(&creds("a", "b"), &p);
+        assert_eq!(
+            (calls.load(Relaxed), cached.stats().hits),
+            (2, 1),
+            "expired"
+        );
+    }
+
+    #[test]
+    fn capacity_bounds_the_answers_remembered() {
+        let v =
+            from_fn(|c: &BasicCredentials, _: &Parts| Decision::Allow(Identity::new(c.user_id())));
+        let cached = Cached::new(v).capacity(10);
+        let p = parts();
+        for i in 0..200 {
+            let _ = cached.validate(&creds(&format!("user-{i}"), "pw"), &p);
+        }
+        assert!(cached.len() <= 10, "{} remembered", cached.len());
+        assert!(!cached.is_empty());
     }
 
     #[test]
