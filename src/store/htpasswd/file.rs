@@ -26,8 +26,9 @@ use std::sync::Arc;
 
 use super::cache::{Occupancy, Remembered};
 use super::error::{HtpasswdError, LineErrorKind};
+use super::format::HashFormat;
 use super::hash::{
-    is_extreme, FieldOptions, HashFormat, StoredHash, EXTREME_BCRYPT_COST, EXTREME_SHA_CRYPT_ROUNDS,
+    is_extreme, FieldOptions, StoredHash, EXTREME_BCRYPT_COST, EXTREME_SHA_CRYPT_ROUNDS,
 };
 
 /// Options that change how lines are read.

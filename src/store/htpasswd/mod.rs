@@ -6,7 +6,9 @@ mod cache;
 mod clock;
 mod error;
 mod file;
+mod format;
 mod hash;
+mod md5_crypt;
 mod pool;
 mod reload;
 
@@ -29,7 +31,7 @@ use pool::Pool;
 use reload::ReloadState;
 
 pub use error::{HtpasswdError, LineErrorKind};
-pub use hash::HashFormat;
+pub use format::HashFormat;
 
 /// Default [`HtpasswdBuilder::cache_ttl`]: 5 minutes.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
@@ -57,10 +59,10 @@ pub const DEFAULT_MAX_QUEUED_PER_SLOT: usize = 16;
 /// | field | made by | verified with |
 /// |---|---|---|
 /// | `$2y$`, `$2a$`, `$2b$` bcrypt, any cost 4–31 (see [extreme costs](#extreme-costs)) | `htpasswd -B [-C cost]` | [`bcrypt`] |
-/// | `$apr1$` Apache MD5 | `htpasswd -m` (its default), `openssl passwd -apr1` | own code on [`md5`] (no maintained crate has it) |
-/// | `$1$` MD5-crypt | `openssl passwd -1` | [`pwhash`] |
-/// | `$5$`, `$6$` SHA-crypt, with or without `rounds=N$` | `htpasswd -2`/`-5 [-r N]`, `openssl passwd -5`/`-6` | [`pwhash`] |
-/// | 13-character DES crypt | `htpasswd -d` | [`pwhash`]; only the first 8 bytes of a password count (a warning is logged per such line at load; [`HtpasswdBuilder::refuse_des`] refuses them) |
+/// | `$apr1$` Apache MD5 | `htpasswd -m` (its default), `openssl passwd -apr1` | MD5-crypt with Apache's magic: own code on [`md5`] (no maintained crate has it), shared with `$1$` |
+/// | `$1$` MD5-crypt | `openssl passwd -1` | the same MD5-crypt code, with the C library's magic |
+/// | `$5$`, `$6$` SHA-crypt, with or without `rounds=N$` | `htpasswd -2`/`-5 [-r N]`, `openssl passwd -5`/`-6` | [`sha_crypt`] |
+/// | 13-character DES crypt | `htpasswd -d` | `crypt3_rs`, with the cargo feature `des-crypt` (on by default; without it such a line is a load error, [`LineErrorKind::DesCryptFeatureOff`]); only the first 8 bytes of a password count (a warning is logged per such line at load; [`HtpasswdBuilder::refuse_des`] refuses them) |
 /// | `{SHA}` base64 SHA-1 | `htpasswd -s` | [`sha1`] |
 /// | `{SSHA}` salted SHA-1 (nginx) | LDAP tools, `slappasswd` | [`sha1`] |
 /// | `{PLAIN}` plaintext (nginx) | by hand | constant-time compare |
@@ -270,8 +272,9 @@ impl Htpasswd {
     /// ```
     /// use tower_proxy_auth::{store::htpasswd::HashFormat, Htpasswd};
     ///
-    /// let users = Htpasswd::from_contents("t", "old:PUYgFE2ihRt76\n")?;
-    /// assert_eq!(users.format("old"), Some(HashFormat::Des));
+    /// // `htpasswd -nbs old password`: unsalted SHA-1.
+    /// let users = Htpasswd::from_contents("t", "old:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")?;
+    /// assert_eq!(users.format("old"), Some(HashFormat::Sha1));
     /// assert_eq!(users.format("nobody"), None);
     /// # Ok::<(), tower_proxy_auth::store::htpasswd::HtpasswdError>(())
     /// ```
