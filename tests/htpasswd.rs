@@ -702,6 +702,77 @@ async fn second_request_is_a_cache_hit_and_a_changed_hash_invalidates_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_ttl_capacity_and_negative_ttl_reach_the_cache() {
+    let quick = bcrypt::hash("pw", 4).unwrap();
+    let contents = format!("alice:{quick}\n");
+    let (parts, ()) = Request::new(()).into_parts();
+    let ready = |users: &Htpasswd, password: &str| {
+        let credentials = BasicCredentials::new("alice", password).unwrap();
+        matches!(users.validate(&credentials, &parts), Validation::Ready(_))
+    };
+
+    // A success lives for the TTL only.
+    let users = quiet()
+        .cache_ttl(Duration::from_millis(200))
+        .from_contents("ttl.htpasswd", &contents)
+        .unwrap();
+    assert!(accepts(&users, "alice", "pw").await);
+    assert!(ready(&users, "pw"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!ready(&users, "pw"), "expired");
+    assert!(accepts(&users, "alice", "pw").await);
+    assert_eq!(users.stats().verifications, 2);
+
+    // No success is remembered at a capacity or a TTL of 0.
+    for users in [quiet().cache_capacity(0), quiet().cache_ttl(Duration::ZERO)]
+        .map(|b| b.from_contents("off.htpasswd", &contents).unwrap())
+    {
+        assert!(accepts(&users, "alice", "pw").await);
+        assert!(accepts(&users, "alice", "pw").await);
+        let stats = users.stats();
+        assert_eq!((stats.verifications, stats.cache_hits), (2, 0), "{stats:?}");
+    }
+
+    // Failures are remembered only with a negative TTL: then the same wrong password, and the
+    // same unknown user, cost one verification each.
+    let users = quiet()
+        .negative_cache_ttl(Duration::from_secs(60))
+        .from_contents("neg.htpasswd", &contents)
+        .unwrap();
+    for _ in 0..3 {
+        assert!(!accepts(&users, "alice", "wrong").await);
+        assert!(!accepts(&users, "mallory", "pw").await);
+    }
+    let stats = users.stats();
+    assert_eq!((stats.verifications, stats.cache_hits), (2, 4), "{stats:?}");
+    assert!(!ready(&users, "wronG"), "another password is checked");
+    // The right password is checked, not refused from memory.
+    assert!(accepts(&users, "alice", "pw").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_with_one_password_never_share_a_verification() {
+    let bcrypt12 = fixture_hash("formats.htpasswd", "bcrypt12"); // bcrypt-twelve
+    let users = quiet()
+        .max_concurrent_verifications(1)
+        .from_contents("shared.htpasswd", format!("alice:{bcrypt12}\n"))
+        .unwrap();
+    // Sharing would tell unknown users from known ones, or one unknown user from another:
+    // every distinct user-id costs its own verification, even with alice's password.
+    let mut set = tokio::task::JoinSet::new();
+    for user in ["eve", "mallory", "trent", "alice"] {
+        let users = users.clone();
+        set.spawn(async move { (user, accepts(&users, user, "bcrypt-twelve").await) });
+    }
+    while let Some(done) = set.join_next().await {
+        let (user, accepted) = done.unwrap();
+        assert_eq!(accepted, user == "alice", "{user}");
+    }
+    let stats = users.stats();
+    assert_eq!((stats.verifications, stats.coalesced), (4, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_identical_requests_share_one_verification() {
     let bcrypt12 = fixture_hash("formats.htpasswd", "bcrypt12"); // bcrypt-twelve
     let users = quiet()
