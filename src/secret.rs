@@ -89,6 +89,18 @@ impl SecretKey {
         Tag([h.h1, h.h2])
     }
 
+    /// The tag of the concatenation of `parts`, each prefixed with its length so that
+    /// `("ab", "c")` and `("a", "bc")` differ.
+    pub(crate) fn tag(&self, parts: &[&[u8]]) -> Tag {
+        let mut hasher = self.0;
+        for part in parts {
+            hasher.write_u64(part.len() as u64);
+            hasher.write(part);
+        }
+        let h = hasher.finish128();
+        Tag([h.h1, h.h2])
+    }
+
     /// [`tag_credentials`](Self::tag_credentials) under a context of two words (a cache's
     /// epoch and a validator's answer version), so that the same credentials in another
     /// context have another tag.
@@ -105,19 +117,6 @@ impl SecretKey {
         let mut hasher = self.0;
         hasher.write(&head);
         hasher.write(joined);
-        let h = hasher.finish128();
-        Tag([h.h1, h.h2])
-    }
-
-    /// The tag of the concatenation of `parts`, each prefixed with its length so that
-    /// `("ab", "c")` and `("a", "bc")` differ.
-    #[cfg_attr(not(feature = "htpasswd"), allow(dead_code))]
-    pub(crate) fn tag(&self, parts: &[&[u8]]) -> Tag {
-        let mut hasher = self.0;
-        for part in parts {
-            hasher.write_u64(part.len() as u64);
-            hasher.write(part);
-        }
         let h = hasher.finish128();
         Tag([h.h1, h.h2])
     }
@@ -195,9 +194,11 @@ mod tests {
     #[test]
     fn tags_are_equal_only_when_every_bit_is() {
         let key = SecretKey::random().unwrap();
-        let tag = key.tag(&[b"alice", b"s3cret"]);
+        let tag = key.tag_credentials(5, b"alice:s3cret");
         assert!(bool::from(tag.ct_eq(&tag.clone())));
-        assert!(bool::from(tag.ct_eq(&key.tag(&[b"alice", b"s3cret"]))));
+        assert!(bool::from(
+            tag.ct_eq(&key.tag_credentials(5, b"alice:s3cret"))
+        ));
         // A difference in any one bit of either lane is seen.
         for lane in 0..2 {
             for bit in 0..64 {
@@ -206,12 +207,28 @@ mod tests {
                 assert!(!bool::from(tag.ct_eq(&other)), "lane {lane} bit {bit}");
             }
         }
-        assert!(!bool::from(tag.ct_eq(&key.tag(&[b"alice", b"s3creT"]))));
-        // Length-prefixed parts: moving bytes between parts changes the tag.
-        assert!(!bool::from(tag.ct_eq(&key.tag(&[b"alices", b"3cret"]))));
+        assert!(!bool::from(
+            tag.ct_eq(&key.tag_credentials(5, b"alice:s3creT"))
+        ));
         // Another key, another tag.
         let other = SecretKey::random().unwrap();
-        assert!(!bool::from(tag.ct_eq(&other.tag(&[b"alice", b"s3cret"]))));
+        assert!(!bool::from(
+            tag.ct_eq(&other.tag_credentials(5, b"alice:s3cret"))
+        ));
+        // Another context (a cache's epoch, a validator's answer version), another tag.
+        let in_context = key.tag_credentials_in([0, 7], 5, b"alice:s3cret");
+        assert!(bool::from(in_context.ct_eq(&key.tag_credentials_in(
+            [0, 7],
+            5,
+            b"alice:s3cret"
+        ))));
+        for context in [[1, 7], [0, 8], [7, 0]] {
+            assert!(!bool::from(in_context.ct_eq(&key.tag_credentials_in(
+                context,
+                5,
+                b"alice:s3cret"
+            ))));
+        }
         assert!(!format!("{key:?}{tag:?}").contains(char::is_numeric));
         let pair = key.tag_credentials(5, b"alice:s3cret");
         assert!(bool::from(

@@ -4,6 +4,10 @@
 //!
 //! Fixtures: `tests/fixtures/htpasswd/*.htpasswd`, made by `regenerate.sh` beside them. The
 //! passwords below must match that script.
+//!
+//! DES crypt lines need the cargo feature `des-crypt` (on by default). Without it (`cargo test
+//! --no-default-features --features htpasswd --test htpasswd`, which `.ci/run` runs too), the
+//! fixtures are loaded without their DES lines and a DES line is checked to be a load error.
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -39,6 +43,7 @@ const FORMATS: &[(&str, &str, HashFormat)] = &[
     ("sha1", "sha-one", HashFormat::Sha1),
     ("ssha", "salted-sha", HashFormat::Ssha),
     ("plain", "plain-text", HashFormat::Plain),
+    #[cfg(feature = "des-crypt")]
     ("des", "secret12", HashFormat::Des),
     ("md5crypt", "crypt-md5", HashFormat::Md5Crypt),
     ("sha256", "sha-256", HashFormat::Sha256Crypt),
@@ -70,6 +75,7 @@ const EDGE: &[(&str, &str)] = &[
     ("jürgen", "jürgen-pw"),
     ("empty", ""),
     ("empty-apr1", ""),
+    #[cfg(feature = "des-crypt")]
     ("des8", "secret12"),
     ("long-apr1", LONG),
     ("long-md5crypt", LONG),
@@ -102,6 +108,28 @@ fn fixture_hash(file: &str, user: &str) -> String {
 
 fn quiet() -> tower_proxy_auth::HtpasswdBuilder {
     Htpasswd::builder().watch(false)
+}
+
+/// The users of the DES lines of the fixtures.
+const DES_USERS: &[&str] = &["des", "des8"];
+
+/// A fixture file, loaded strict and without watching. Without the `des-crypt` feature its DES
+/// lines are left out: they would fail the load (see
+/// `without_the_des_crypt_feature_a_des_line_is_a_load_error_naming_the_feature`).
+fn open_fixture(name: &str) -> Htpasswd {
+    if cfg!(feature = "des-crypt") {
+        return quiet().open(fixture(name)).unwrap();
+    }
+    let contents = std::fs::read_to_string(fixture(name)).unwrap();
+    let kept: Vec<&str> = contents
+        .lines()
+        .filter(|line| {
+            !DES_USERS
+                .iter()
+                .any(|user| line.starts_with(&format!("{user}:")))
+        })
+        .collect();
+    quiet().from_contents(name, kept.join("\n")).unwrap()
 }
 
 /// Asks `validator` about `user`/`password` as the layer would, waiting for a pending answer.
@@ -174,7 +202,7 @@ async fn check_all(users: &Htpasswd, pairs: &[(&str, &str)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_format_accepts_right_and_refuses_wrong() {
-    let users = quiet().open(fixture("formats.htpasswd")).unwrap();
+    let users = open_fixture("formats.htpasswd");
     assert_eq!(users.len(), FORMATS.len());
     for &(user, _, format) in FORMATS {
         assert_eq!(users.format(user), Some(format), "{user}");
@@ -185,7 +213,7 @@ async fn every_fixture_format_accepts_right_and_refuses_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_entries_from_the_real_tools() {
-    let users = quiet().open(fixture("edge.htpasswd")).unwrap();
+    let users = open_fixture("edge.htpasswd");
     assert_eq!(users.len(), EDGE.len());
     check_all(&users, EDGE).await;
     // The empty password was hashed for real: only the empty password matches.
@@ -202,6 +230,7 @@ async fn edge_entries_from_the_real_tools() {
     assert!(!accepts(&users, "long-apr1", &LONG[..LONG.len() - 1]).await);
 }
 
+#[cfg(feature = "des-crypt")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn des_counts_only_the_first_eight_bytes_as_apache_does() {
     let users = quiet().open(fixture("edge.htpasswd")).unwrap();
@@ -240,6 +269,9 @@ async fn fresh_entries_from_the_installed_tools() {
     ];
     let mut htpasswd_present = true;
     for (tag, flags) in htpasswd_flags {
+        if *tag == "d" && !cfg!(feature = "des-crypt") {
+            continue; // DES: a load error without the feature
+        }
         let user = format!("ht-{tag}");
         let password = format!("pw-{tag}:ü");
         let password = match *tag {
@@ -474,6 +506,53 @@ async fn plaintext_only_when_opted_in_and_des_refusable() {
     );
 }
 
+#[cfg(not(feature = "des-crypt"))]
+#[tokio::test]
+async fn without_the_des_crypt_feature_a_des_line_is_a_load_error_naming_the_feature() {
+    let logs = capture_logs();
+    let sha = fixture_hash("formats.htpasswd", "sha1"); // sha-one
+    let des = fixture_hash("edge.htpasswd", "des8"); // secret12
+    let contents = format!("# users\nalice:{sha}\nold:{des}\ncarol:{sha}\n");
+    let err = quiet()
+        .from_contents("users.htpasswd", &contents)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "users.htpasswd:3: DES crypt hash, but the des-crypt cargo feature is off"
+    );
+    assert_eq!(
+        (err.line(), err.kind()),
+        (Some(3), Some(LineErrorKind::DesCryptFeatureOff))
+    );
+    assert!(!err.to_string().contains(&des), "the hash is not quoted");
+    // A file names its path; the fixtures' own DES lines fail so too.
+    let err = quiet().open(fixture("formats.htpasswd")).unwrap_err();
+    assert_eq!(err.kind(), Some(LineErrorKind::DesCryptFeatureOff));
+    assert!(err
+        .to_string()
+        .starts_with(&format!("{}:", fixture("formats.htpasswd").display())));
+    // Lenient: skipped with a warning; the user is refused, even with a later line.
+    let users = quiet()
+        .lenient(true)
+        .from_contents("nodes-1.htpasswd", format!("{contents}old:{sha}\n"))
+        .unwrap();
+    assert_eq!(users.len(), 2);
+    assert!(!users.contains("old"));
+    assert!(!accepts(&users, "old", "secret12").await);
+    assert!(!accepts(&users, "old", "sha-one").await);
+    assert!(accepts(&users, "alice", "sha-one").await);
+    assert!(logs.wait_for(
+        "nodes-1.htpasswd:3: DES crypt hash, but the des-crypt cargo feature is off; line \
+         skipped (lenient mode)"
+    ));
+    // refuse_des says why first, feature or not.
+    let err = quiet()
+        .refuse_des(true)
+        .from_contents("d.htpasswd", format!("a:{des}\n"))
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(LineErrorKind::DesRefused));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reload.
 
@@ -620,6 +699,77 @@ async fn second_request_is_a_cache_hit_and_a_changed_hash_invalidates_it() {
     std::fs::write(&path, format!("bob:{changed}\n")).unwrap();
     users.reload().unwrap();
     assert!(!accepts(&users, "alice", "new-password").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_ttl_capacity_and_negative_ttl_reach_the_cache() {
+    let quick = bcrypt::hash("pw", 4).unwrap();
+    let contents = format!("alice:{quick}\n");
+    let (parts, ()) = Request::new(()).into_parts();
+    let ready = |users: &Htpasswd, password: &str| {
+        let credentials = BasicCredentials::new("alice", password).unwrap();
+        matches!(users.validate(&credentials, &parts), Validation::Ready(_))
+    };
+
+    // A success lives for the TTL only.
+    let users = quiet()
+        .cache_ttl(Duration::from_millis(200))
+        .from_contents("ttl.htpasswd", &contents)
+        .unwrap();
+    assert!(accepts(&users, "alice", "pw").await);
+    assert!(ready(&users, "pw"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!ready(&users, "pw"), "expired");
+    assert!(accepts(&users, "alice", "pw").await);
+    assert_eq!(users.stats().verifications, 2);
+
+    // No success is remembered at a capacity or a TTL of 0.
+    for users in [quiet().cache_capacity(0), quiet().cache_ttl(Duration::ZERO)]
+        .map(|b| b.from_contents("off.htpasswd", &contents).unwrap())
+    {
+        assert!(accepts(&users, "alice", "pw").await);
+        assert!(accepts(&users, "alice", "pw").await);
+        let stats = users.stats();
+        assert_eq!((stats.verifications, stats.cache_hits), (2, 0), "{stats:?}");
+    }
+
+    // Failures are remembered only with a negative TTL: then the same wrong password, and the
+    // same unknown user, cost one verification each.
+    let users = quiet()
+        .negative_cache_ttl(Duration::from_secs(60))
+        .from_contents("neg.htpasswd", &contents)
+        .unwrap();
+    for _ in 0..3 {
+        assert!(!accepts(&users, "alice", "wrong").await);
+        assert!(!accepts(&users, "mallory", "pw").await);
+    }
+    let stats = users.stats();
+    assert_eq!((stats.verifications, stats.cache_hits), (2, 4), "{stats:?}");
+    assert!(!ready(&users, "wronG"), "another password is checked");
+    // The right password is checked, not refused from memory.
+    assert!(accepts(&users, "alice", "pw").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_with_one_password_never_share_a_verification() {
+    let bcrypt12 = fixture_hash("formats.htpasswd", "bcrypt12"); // bcrypt-twelve
+    let users = quiet()
+        .max_concurrent_verifications(1)
+        .from_contents("shared.htpasswd", format!("alice:{bcrypt12}\n"))
+        .unwrap();
+    // Sharing would tell unknown users from known ones, or one unknown user from another:
+    // every distinct user-id costs its own verification, even with alice's password.
+    let mut set = tokio::task::JoinSet::new();
+    for user in ["eve", "mallory", "trent", "alice"] {
+        let users = users.clone();
+        set.spawn(async move { (user, accepts(&users, user, "bcrypt-twelve").await) });
+    }
+    while let Some(done) = set.join_next().await {
+        let (user, accepted) = done.unwrap();
+        assert_eq!(accepted, user == "alice", "{user}");
+    }
+    let stats = users.stats();
+    assert_eq!((stats.verifications, stats.coalesced), (4, 0), "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -951,6 +1101,7 @@ async fn max_bcrypt_cost_and_max_sha_crypt_rounds_refuse_lines() {
 // ---------------------------------------------------------------------------------------------
 // Log floods.
 
+#[cfg(feature = "des-crypt")]
 #[test]
 fn load_warnings_are_capped_per_kind_with_one_summary_each() {
     let logs = capture_logs();

@@ -404,10 +404,11 @@ impl Inner {
             IpAddr::V6(v6) => v6.octets(),
         });
         let tag = |parts: &[&[u8]]| self.key.tag(parts).to_u128();
+        let addr_part: &[u8] = addr_bytes.as_ref().map_or(&[], |a| &a[..]);
         AttemptKeys {
             user: tag(&[b"u", user]),
-            addr: addr_bytes.map(|a| tag(&[b"a", &a])),
-            pair: tag(&[b"p", user, addr_bytes.as_ref().map_or(&[][..], |a| &a[..])]),
+            addr: addr_bytes.map(|a| tag(&[b"a", &a[..]])),
+            pair: tag(&[b"p", user, addr_part]),
             credential: credential.map(|c| tag(&[b"c", user, c])),
         }
     }

@@ -380,8 +380,9 @@ impl Waiter {
     where
         F: std::future::Future<Output = Result<Decision, ValidatorError>>,
     {
-        // Borrowed, not cloned: when this waiter is dropped below, the map's Arc must be the
-        // only other one for the entry to be removed.
+        // The cell is borrowed from `self`, not cloned: the Arc counts `Drop` reads must be
+        // only those of the map and the waiters, or the last waiter would leave the entry (and
+        // its answer, past any TTL) in the map.
         let Some(cell) = self.cell.as_deref() else {
             return Err(ValidatorError::new("in-flight check lost"));
         };
@@ -482,16 +483,66 @@ mod tests {
             Validation::Pending(_)
         ));
         assert_eq!(cached.stats().hits, 1);
-        // Nothing is left in flight once every waiter has its answer: a later check of the
-        // same credentials asks the validator again instead of reading an old answer.
+        // Every finished check left the map of checks in flight.
         assert!(cached.state.lock().is_empty());
-        assert!(matches!(
-            cached.validate(&creds("alice", "nope"), &p).resolve().await,
-            Ok(Decision::Reject)
-        ));
-        // The cancelled leader, the follower, three for "nope" (one of them dropped unpolled).
-        assert_eq!(calls.load(Relaxed), 5);
-        assert!(cached.state.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_finished_check_leaves_nothing_in_flight() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let v = from_async_fn(move |_: BasicCredentials, _: &Parts| {
+            counter.fetch_add(1, Relaxed);
+            async { Decision::Reject }
+        });
+        let cached = Cached::new(v);
+        let p = parts();
+        for round in 1..=3 {
+            let answer = cached.validate(&creds("eve", "x"), &p).resolve().await;
+            assert!(matches!(answer, Ok(Decision::Reject)));
+            assert!(cached.state.lock().is_empty(), "round {round}");
+            assert_eq!(
+                calls.load(Relaxed),
+                round,
+                "an unremembered failure is checked again"
+            );
+        }
+        assert_eq!(cached.stats().coalesced, 0);
+    }
+
+    #[test]
+    fn successes_expire_after_the_ttl() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let v = from_fn(move |c: &BasicCredentials, _: &Parts| {
+            counter.fetch_add(1, Relaxed);
+            Decision::Allow(Identity::new(c.user_id()))
+        });
+        let cached = Cached::new(v).ttl(Duration::from_millis(100));
+        let p = parts();
+        let _ = cached.validate(&creds("a", "b"), &p);
+        let _ = cached.validate(&creds("a", "b"), &p);
+        assert_eq!((calls.load(Relaxed), cached.stats().hits), (1, 1));
+        std::thread::sleep(Duration::from_millis(250));
+        let _ = cached.validate(&creds("a", "b"), &p);
+        assert_eq!(
+            (calls.load(Relaxed), cached.stats().hits),
+            (2, 1),
+            "expired"
+        );
+    }
+
+    #[test]
+    fn capacity_bounds_the_answers_remembered() {
+        let v =
+            from_fn(|c: &BasicCredentials, _: &Parts| Decision::Allow(Identity::new(c.user_id())));
+        let cached = Cached::new(v).capacity(10);
+        let p = parts();
+        for i in 0..200 {
+            let _ = cached.validate(&creds(&format!("user-{i}"), "pw"), &p);
+        }
+        assert!(cached.len() <= 10, "{} remembered", cached.len());
+        assert!(!cached.is_empty());
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //! [`ProxyAuthLayerBuilder::offer`](crate::ProxyAuthLayerBuilder::offer) accepts a validator
 //! only with a scheme it can serve.
 //!
-//! Every kind answers with the same shape: [`Answer::Ready`](crate::Answer::Ready) when it
-//! can decide at once (no allocation), [`Answer::Pending`](crate::Answer::Pending) with a boxed
+//! Every kind answers with the same shape: [`Answer::Ready`] when it
+//! can decide at once (no allocation), [`Answer::Pending`] with a boxed
 //! future otherwise, and a [`ValidatorError`] (503, never an open door) when its store cannot
 //! be consulted, with [`ValidatorError::overloaded`] for a check it shed.
 

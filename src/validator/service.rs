@@ -28,7 +28,7 @@ pub struct Check {
     pub request: Parts,
 }
 
-/// A validator from a `tower::Service<Check>` whose response is a [`Decision`] (or anything
+/// A validator from a `tower::Service<Check>` whose response is a [`Decision`](crate::Decision) (or anything
 /// [`IntoDecision`]). Each check clones the service, drives it to readiness and calls it, as
 /// `ServiceExt::oneshot` does, so layers that share state between clones (concurrency limits,
 /// buffers) apply across requests.

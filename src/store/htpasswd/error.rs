@@ -1,10 +1,14 @@
-//! Why an htpasswd file could not be loaded.
+//! Why an htpasswd file could not be loaded: the error of a load or reload, and what makes one
+//! line unusable.
+//!
+//! Messages name the file and line and never quote the line, so they carry no hash and no
+//! password.
 
 use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use super::hash::HashFormat;
+use super::format::HashFormat;
 use crate::secret::RandomSourceError;
 
 /// An htpasswd file could not be loaded or reloaded.
@@ -43,8 +47,8 @@ pub enum HtpasswdError {
         /// The name the table was built with.
         name: Arc<str>,
     },
-    /// The operating system's random source failed, so the key of the credential cache could
-    /// not be made.
+    /// The operating system's random source failed, so the key of the cache of answers (a
+    /// [`Cached`](crate::validator::Cached)) could not be made.
     RandomSource {
         /// The file, as given.
         file: Arc<str>,
@@ -142,6 +146,12 @@ pub enum LineErrorKind {
     MalformedHash(HashFormat),
     /// A DES crypt field, refused by [`refuse_des`](super::HtpasswdBuilder::refuse_des).
     DesRefused,
+    /// A DES crypt field, but this build has no DES crypt: the cargo feature `des-crypt` (on by
+    /// default) is off. Message: `DES crypt hash, but the des-crypt cargo feature is off`. Turn
+    /// the feature on, or re-hash the user's password with a current format (`htpasswd -B`).
+    /// With [`refuse_des`](super::HtpasswdBuilder::refuse_des) set, such a line is
+    /// [`DesRefused`](Self::DesRefused) whatever the feature.
+    DesCryptFeatureOff,
     /// A bcrypt cost above [`max_bcrypt_cost`](super::HtpasswdBuilder::max_bcrypt_cost), or
     /// SHA-crypt rounds above
     /// [`max_sha_crypt_rounds`](super::HtpasswdBuilder::max_sha_crypt_rounds).
@@ -164,6 +174,9 @@ impl fmt::Display for LineErrorKind {
             Self::UnknownFormat => f.write_str("unknown hash format"),
             Self::MalformedHash(format) => write!(f, "malformed {format} hash"),
             Self::DesRefused => f.write_str("DES crypt hash refused (refuse_des is set)"),
+            Self::DesCryptFeatureOff => {
+                f.write_str("DES crypt hash, but the des-crypt cargo feature is off")
+            }
             Self::CostTooHigh {
                 format: HashFormat::Bcrypt,
                 cost,

@@ -24,10 +24,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use super::cache::{Occupancy, Remembered};
 use super::error::{HtpasswdError, LineErrorKind};
+use super::format::HashFormat;
 use super::hash::{
-    is_extreme, FieldOptions, HashFormat, StoredHash, EXTREME_BCRYPT_COST, EXTREME_SHA_CRYPT_ROUNDS,
+    is_extreme, FieldOptions, StoredHash, EXTREME_BCRYPT_COST, EXTREME_SHA_CRYPT_ROUNDS,
 };
 
 /// Options that change how lines are read.
@@ -145,15 +145,15 @@ pub(crate) enum Slot {
     Never,
 }
 
-/// A usable line of one load: the stored hash and the success remembered for it (see
-/// [`super::cache`]). A reload makes new entries, so a remembered success belongs to exactly
-/// one (user, stored hash) pair.
+/// A usable line of one load: the stored hash, and the id of this (user, stored hash) pair.
 pub(crate) struct Entry {
     pub(crate) hash: StoredHash,
-    /// Unique among the entries of every load in this process; names the entry in the map of
-    /// verifications in flight.
+    /// Names this user's hash: unique among the entries of every load in this process, except
+    /// that a reload gives an entry whose user and stored hash are unchanged the id of the
+    /// entry it replaces ([`Table::keep_ids_of`]). A cache in front keys its answers by it
+    /// (the validator's answer version), so an answer found for one hash is never given for
+    /// another. Never [`u64::MAX`].
     pub(crate) id: u64,
-    pub(crate) remembered: Remembered,
 }
 
 impl Entry {
@@ -162,31 +162,26 @@ impl Entry {
         Self {
             hash,
             id: NEXT_ID.fetch_add(1, Relaxed),
-            remembered: Remembered::default(),
         }
     }
 }
 
 impl fmt::Debug for Entry {
-    /// The hash's format and cost and whether a success is remembered; never the hash text.
+    /// The hash's format and cost and the id; never the hash text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entry")
             .field("hash", &self.hash)
             .field("id", &self.id)
-            .field("remembered", &self.remembered)
             .finish()
     }
 }
 
-/// The users of one load of a file. Never changed after it is built (but for the successes its
-/// entries remember): a reload builds a new one.
+/// The users of one load of a file. Never changed once in use: a reload builds a new one.
 #[derive(Debug)]
 pub(crate) struct Table {
     users: HashMap<Arc<str>, Slot>,
     usable: usize,
-    dummy: Option<Entry>,
-    /// How many entries remember a success.
-    pub(crate) occupancy: Occupancy,
+    dummy: Option<StoredHash>,
 }
 
 /// Apache's `apr_isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`.
@@ -309,7 +304,7 @@ impl Table {
             }
             users.insert(Arc::from(user), (line_no, slot));
         }
-        let dummy = pick_dummy(users.values()).map(Entry::new);
+        let dummy = pick_dummy(users.values());
         Ok(Self {
             users: users
                 .into_iter()
@@ -317,8 +312,20 @@ impl Table {
                 .collect(),
             usable,
             dummy,
-            occupancy: Occupancy::default(),
         })
+    }
+
+    /// Gives each entry whose user and stored hash (byte for byte) are those of an entry of
+    /// `old` (the table this one replaces) that entry's id, so that what a cache remembered
+    /// for it stays valid; changed and new entries keep their fresh ids.
+    pub(crate) fn keep_ids_of(&mut self, old: &Table) {
+        for (user, slot) in &mut self.users {
+            if let (Slot::Usable(entry), Some(previous)) = (slot, old.entry(user)) {
+                if entry.hash.text() == previous.hash.text() {
+                    entry.id = previous.id;
+                }
+            }
+        }
     }
 
     /// The entry for `user` (byte-for-byte match), with the shared user name.
@@ -331,14 +338,6 @@ impl Table {
         self.usable
     }
 
-    /// The usable entries.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = (&Arc<str>, &Entry)> {
-        self.users.iter().filter_map(|(user, slot)| match slot {
-            Slot::Usable(entry) => Some((user, entry)),
-            Slot::Never => None,
-        })
-    }
-
     /// The usable entry of `user`, if any.
     pub(crate) fn entry(&self, user: &str) -> Option<&Entry> {
         match self.users.get(user) {
@@ -347,11 +346,10 @@ impl Table {
         }
     }
 
-    /// An entry holding a stored hash of the file's most common format and cost, to verify an
-    /// unknown user's password against (and then refuse it) so that the answer takes as long
-    /// as for a known user. It never remembers a success. `None` when the file has no usable
-    /// entry.
-    pub(crate) fn dummy(&self) -> Option<&Entry> {
+    /// A stored hash of the file's most common format and cost, to verify an unknown user's
+    /// password against (and then refuse it) so that the answer takes as long as for a known
+    /// user. `None` when the file has no usable entry.
+    pub(crate) fn dummy(&self) -> Option<&StoredHash> {
         self.dummy.as_ref()
     }
 }
@@ -504,7 +502,7 @@ mod tests {
     fn dummy_is_most_common_class() {
         let t = parse(&format!("a:{APR1}\nb:{BCRYPT}\nc:{BCRYPT}\n"), false).unwrap();
         assert_eq!(
-            t.dummy().map(|d| (d.hash.format(), d.hash.cost())),
+            t.dummy().map(|d| (d.format(), d.cost())),
             Some((HashFormat::Bcrypt, 5))
         );
         assert!(parse("# nothing\n", false).unwrap().dummy().is_none());
@@ -521,7 +519,7 @@ mod tests {
 
     fn dummy_class(contents: &str) -> Option<(HashFormat, u32)> {
         let table = parse(contents, false).unwrap();
-        table.dummy().map(|d| (d.hash.format(), d.hash.cost()))
+        table.dummy().map(|d| (d.format(), d.cost()))
     }
 
     #[test]
@@ -566,6 +564,35 @@ mod tests {
             dummy_class(&contents),
             Some((HashFormat::Sha256Crypt, 2_000_000))
         );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_ids_of_unchanged_entries_only() {
+        const OTHER: &str = "$2y$05$1XF30RoosE6Dnyag0ntlSeV/xsSF4pKU3.Xk/q.5YS0z9UeBm2pOy";
+        let old = parse(
+            &format!("same:{BCRYPT}\nrehashed:{BCRYPT}\nremoved:{BCRYPT}\nskipped:{BCRYPT}\n"),
+            false,
+        )
+        .unwrap();
+        let mut new = parse(
+            &format!("same:{BCRYPT}\nrehashed:{OTHER}\nadded:{BCRYPT}\nskipped:\n"),
+            true,
+        )
+        .unwrap();
+        let id = |t: &Table, user: &str| t.entry(user).map(|e| e.id);
+        let fresh: Vec<_> = ["same", "rehashed", "added"]
+            .iter()
+            .map(|u| id(&new, u))
+            .collect();
+        new.keep_ids_of(&old);
+        assert_eq!(id(&new, "same"), id(&old, "same"));
+        assert_eq!(id(&new, "rehashed"), fresh[1]);
+        assert_ne!(id(&new, "rehashed"), id(&old, "rehashed"));
+        assert_eq!(id(&new, "added"), fresh[2]);
+        assert!(matches!(new.get("skipped"), Some((_, Slot::Never))));
+        // Every id of a load is new: none is shared with another load's entries.
+        let again = parse(&format!("same:{BCRYPT}\n"), false).unwrap();
+        assert_ne!(id(&again, "same"), id(&old, "same"));
     }
 
     #[test]

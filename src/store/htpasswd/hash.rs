@@ -14,83 +14,31 @@
 //!
 //! A field is checked at load for the exact shape its algorithm writes. A field that could never
 //! match (a truncated hash, an out-of-range bcrypt cost or `rounds=`, a salt longer than the
-//! algorithm uses) is reported as malformed instead of silently refusing its user forever.
+//! algorithm uses, base64 with stray bits) is reported as malformed instead of silently refusing
+//! its user forever.
 //!
-//! Verification uses maintained crates wherever one implements the algorithm: [`bcrypt`] for
-//! bcrypt; [`pwhash`] for MD5-crypt, SHA-256/512-crypt and DES crypt; [`sha1`] and [`sha2`] for
-//! the digest formats. Apache's `$apr1$` is not in any of them, so it is implemented here on
-//! the [`md5`] crate (it is MD5-crypt with another magic string). Every comparison of a result
-//! with the stored value is constant-time ([`subtle`], or the crates' own constant-time checks).
+//! Verification uses maintained RustCrypto-generation crates wherever one implements the
+//! algorithm: [`bcrypt`] for bcrypt; [`sha_crypt`] for SHA-256/512-crypt; [`sha1`] and [`sha2`]
+//! for the digest formats; `crypt3_rs` (its DES routine only, cargo feature `des-crypt`) for DES
+//! crypt. MD5-crypt (`$1$`) and Apache's `$apr1$` are one algorithm with two magic strings that
+//! no maintained crate has: it is written once, in the `md5_crypt` module, on the `md-5` crate.
+//! Every comparison of a result with the stored value is constant-time ([`subtle`], or the
+//! crates' own constant-time checks).
 
 use std::fmt;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::alphabet::BCRYPT;
+use base64::engine::general_purpose::{NO_PAD, STANDARD as BASE64};
+use base64::engine::GeneralPurpose;
 use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::error::LineErrorKind;
-
-/// The hash formats an htpasswd field can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum HashFormat {
-    /// bcrypt, `$2y$`, `$2a$` or `$2b$` and a two-digit cost (`htpasswd -B`).
-    Bcrypt,
-    /// Apache's MD5, `$apr1$` (`htpasswd -m`, the default of `htpasswd`).
-    Apr1,
-    /// crypt(3) MD5, `$1$` (`openssl passwd -1`).
-    Md5Crypt,
-    /// crypt(3) SHA-256, `$5$` with an optional `rounds=N$` (`htpasswd -2`).
-    Sha256Crypt,
-    /// crypt(3) SHA-512, `$6$` with an optional `rounds=N$` (`htpasswd -5`).
-    Sha512Crypt,
-    /// Legacy 13-character DES crypt(3) (`htpasswd -d`); only the first 8 bytes of a password
-    /// count.
-    Des,
-    /// `{SHA}`: base64 of the unsalted SHA-1 of the password (`htpasswd -s`).
-    Sha1,
-    /// nginx's `{SSHA}`: base64 of SHA-1(password ‖ salt) followed by the salt.
-    Ssha,
-    /// nginx's `{PLAIN}`: the password itself after the prefix.
-    Plain,
-    /// A bare plaintext field, accepted only with
-    /// [`allow_plaintext`](super::HtpasswdBuilder::allow_plaintext).
-    Bare,
-}
-
-impl HashFormat {
-    /// A short name for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Bcrypt => "bcrypt",
-            Self::Apr1 => "apr1",
-            Self::Md5Crypt => "MD5-crypt",
-            Self::Sha256Crypt => "SHA-256-crypt",
-            Self::Sha512Crypt => "SHA-512-crypt",
-            Self::Des => "DES crypt",
-            Self::Sha1 => "{SHA}",
-            Self::Ssha => "{SSHA}",
-            Self::Plain => "{PLAIN}",
-            Self::Bare => "plaintext",
-        }
-    }
-
-    /// Whether checking a password costs about as much as a keyed digest, so it can run on the
-    /// caller's thread: the unsalted or salted SHA-1 forms and plaintext. The others are slow
-    /// on purpose and run on the blocking pool.
-    pub(crate) fn is_cheap(self) -> bool {
-        matches!(self, Self::Sha1 | Self::Ssha | Self::Plain | Self::Bare)
-    }
-}
-
-impl fmt::Display for HashFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use super::format::HashFormat;
+use super::md5_crypt::{self, Magic};
 
 /// Parsing options that change which fields are usable.
 #[derive(Debug, Clone, Copy, Default)]
@@ -141,8 +89,8 @@ impl fmt::Debug for StoredHash {
     }
 }
 
-const H64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
+/// Whether `b` is in the alphabet of crypt(3)'s base64 (`./0-9A-Za-z`), which bcrypt's base64
+/// shares in another order.
 fn is_h64(b: u8) -> bool {
     b == b'.' || b == b'/' || b.is_ascii_alphanumeric()
 }
@@ -158,7 +106,8 @@ impl StoredHash {
     ///
     /// [`LineErrorKind::EmptyHash`], [`LineErrorKind::UnknownFormat`] (never compared as
     /// plaintext unless the field is a bare one and `allow_plaintext` is on),
-    /// [`LineErrorKind::MalformedHash`], [`LineErrorKind::DesRefused`].
+    /// [`LineErrorKind::MalformedHash`], [`LineErrorKind::DesRefused`],
+    /// [`LineErrorKind::DesCryptFeatureOff`], [`LineErrorKind::CostTooHigh`].
     pub(crate) fn parse(field: &[u8], options: FieldOptions) -> Result<Self, LineErrorKind> {
         if field.is_empty() {
             return Err(LineErrorKind::EmptyHash);
@@ -189,8 +138,9 @@ impl StoredHash {
 
     /// A low estimate of the seconds one verification takes on one fast core (optimised build):
     /// bcrypt 2^cost / 32,768 (cost 12: 0.125 s; measured 0.25–0.45 s on a shared 2-core
-    /// server), SHA-256-crypt rounds / 10,000,000 and SHA-512-crypt rounds / 4,000,000 (pwhash
-    /// measured 0.11 and 0.41 s per million rounds there). 0 for the formats without a cost.
+    /// server), SHA-256-crypt rounds / 10,000,000 and SHA-512-crypt rounds / 4,000,000 (about
+    /// 0.11 and 0.41 s per million rounds were measured there). 0 for the formats without a
+    /// cost.
     pub(crate) fn min_seconds(&self) -> f64 {
         match self.format {
             HashFormat::Bcrypt => f64::from(1u32 << self.cost.min(31)) / 32_768.0,
@@ -200,7 +150,8 @@ impl StoredHash {
         }
     }
 
-    /// The field as stored, for keying the cache. Never log it.
+    /// The field as stored, to tell whether a reloaded line still holds the same hash. Never
+    /// log it.
     pub(crate) fn text(&self) -> &str {
         &self.text
     }
@@ -210,19 +161,23 @@ impl StoredHash {
         let text = &*self.text;
         match self.format {
             HashFormat::Bcrypt => bcrypt::verify(password, text).unwrap_or(false),
-            HashFormat::Apr1 => apr1::verify(password, text),
-            HashFormat::Md5Crypt => pwhash::md5_crypt::verify(password, text),
-            HashFormat::Sha256Crypt => pwhash::sha256_crypt::verify(password, text),
-            HashFormat::Sha512Crypt => pwhash::sha512_crypt::verify(password, text),
-            HashFormat::Des => pwhash::unix_crypt::verify(password, text),
+            HashFormat::Apr1 => md5_crypt::verify(Magic::Apr1, password, text),
+            HashFormat::Md5Crypt => md5_crypt::verify(Magic::Md5Crypt, password, text),
+            HashFormat::Sha256Crypt | HashFormat::Sha512Crypt => {
+                sha_crypt_verify(self.format, password, text)
+            }
+            HashFormat::Des => des_verify(password, text),
             HashFormat::Sha1 => {
                 let mut stored = [0u8; 20];
-                let decoded = decode_exact(&text[SHA_PREFIX.len()..], &mut stored);
+                let decoded = text
+                    .strip_prefix(SHA_PREFIX)
+                    .is_some_and(|b64| decode_exact(b64, &mut stored));
                 let given = Sha1::digest(password);
                 bool::from(given.as_slice().ct_eq(&stored)) & decoded
             }
             HashFormat::Ssha => {
-                let Ok(decoded) = BASE64.decode(&text[SSHA_PREFIX.len()..]) else {
+                let Some(Ok(decoded)) = text.strip_prefix(SSHA_PREFIX).map(|b| BASE64.decode(b))
+                else {
                     return false;
                 };
                 if decoded.len() < 20 {
@@ -234,7 +189,9 @@ impl StoredHash {
                 sha.update(salt);
                 bool::from(sha.finalize().as_slice().ct_eq(stored))
             }
-            HashFormat::Plain => plain_eq(password, &text.as_bytes()[PLAIN_PREFIX.len()..]),
+            HashFormat::Plain => text
+                .strip_prefix(PLAIN_PREFIX)
+                .is_some_and(|stored| plain_eq(password, stored.as_bytes())),
             HashFormat::Bare => plain_eq(password, text.as_bytes()),
         }
     }
@@ -283,49 +240,39 @@ fn classify(text: &str, options: FieldOptions) -> Result<(HashFormat, u32), Line
         return Ok((HashFormat::Plain, 0));
     }
     if text.starts_with("$2y$") || text.starts_with("$2a$") || text.starts_with("$2b$") {
-        return match text.parse::<bcrypt::HashParts>() {
-            Ok(parts) if (4..=31).contains(&parts.get_cost()) && all_h64(&text[7..]) => within(
-                HashFormat::Bcrypt,
-                parts.get_cost(),
-                options.max_bcrypt_cost,
-            ),
-            _ => malformed(HashFormat::Bcrypt),
+        return match bcrypt_cost(text) {
+            Some(cost) => within(HashFormat::Bcrypt, cost, options.max_bcrypt_cost),
+            None => malformed(HashFormat::Bcrypt),
         };
     }
-    if let Some(rest) = text.strip_prefix("$apr1$") {
-        // Apache takes up to 8 salt bytes of any value before the next '$'.
-        return match rest.split_once('$') {
-            Some((salt, digest)) if salt.len() <= 8 && md5_digest_ok(digest) => {
-                Ok((HashFormat::Apr1, 0))
+    for (magic, format) in [
+        (Magic::Apr1, HashFormat::Apr1),
+        (Magic::Md5Crypt, HashFormat::Md5Crypt),
+    ] {
+        if !text.starts_with(magic.prefix()) {
+            continue;
+        }
+        // Apache takes up to 8 salt bytes of any value before the next '$'; the C library's
+        // `$1$` salts are of the crypt alphabet.
+        return match md5_crypt::split(magic, text) {
+            Some((salt, digest))
+                if (magic == Magic::Apr1 || all_h64(salt)) && md5_digest_ok(digest) =>
+            {
+                Ok((format, 0))
             }
-            _ => malformed(HashFormat::Apr1),
+            _ => malformed(format),
         };
     }
-    if let Some(rest) = text.strip_prefix("$1$") {
-        return match rest.split_once('$') {
-            Some((salt, digest)) if salt.len() <= 8 && all_h64(salt) && md5_digest_ok(digest) => {
-                Ok((HashFormat::Md5Crypt, 0))
-            }
-            _ => malformed(HashFormat::Md5Crypt),
-        };
-    }
-    if let Some(rest) = text.strip_prefix("$5$") {
-        return sha_crypt(rest, 43).map_or(malformed(HashFormat::Sha256Crypt), |rounds| {
-            within(
-                HashFormat::Sha256Crypt,
-                rounds,
-                options.max_sha_crypt_rounds,
-            )
-        });
-    }
-    if let Some(rest) = text.strip_prefix("$6$") {
-        return sha_crypt(rest, 86).map_or(malformed(HashFormat::Sha512Crypt), |rounds| {
-            within(
-                HashFormat::Sha512Crypt,
-                rounds,
-                options.max_sha_crypt_rounds,
-            )
-        });
+    for (prefix, format, digest_len) in [
+        ("$5$", HashFormat::Sha256Crypt, SHA256_CRYPT_DIGEST_LEN),
+        ("$6$", HashFormat::Sha512Crypt, SHA512_CRYPT_DIGEST_LEN),
+    ] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            return match sha_crypt_parts(rest, digest_len) {
+                Some((rounds, _, _)) => within(format, rounds, options.max_sha_crypt_rounds),
+                None => malformed(format),
+            };
+        }
     }
     if text.starts_with('$') || text.starts_with('{') {
         return Err(LineErrorKind::UnknownFormat);
@@ -333,8 +280,10 @@ fn classify(text: &str, options: FieldOptions) -> Result<(HashFormat, u32), Line
     if text.len() == 13 && all_h64(text) {
         return if options.refuse_des {
             Err(LineErrorKind::DesRefused)
-        } else {
+        } else if cfg!(feature = "des-crypt") {
             Ok((HashFormat::Des, 0))
+        } else {
+            Err(LineErrorKind::DesCryptFeatureOff)
         };
     }
     if options.allow_plaintext {
@@ -360,17 +309,46 @@ fn within(
     }
 }
 
+/// bcrypt's base64: its own alphabet, no padding, and no stray bits in the last character.
+const BCRYPT_BASE64: GeneralPurpose = GeneralPurpose::new(&BCRYPT, NO_PAD);
+
+/// The cost of a bcrypt field of the shape bcrypt writes (`$2y$`, `$2a$` or `$2b$` already
+/// seen): 60 characters, `$` and two digits of cost from 4 to 31, `$`, a 22-character salt
+/// holding 16 bytes and a 31-character digest holding 23, both canonical bcrypt base64.
+fn bcrypt_cost(text: &str) -> Option<u32> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 60 || bytes[6] != b'$' {
+        return None;
+    }
+    let cost = match bytes[4..6] {
+        [tens @ b'0'..=b'9', ones @ b'0'..=b'9'] => {
+            u32::from(tens - b'0') * 10 + u32::from(ones - b'0')
+        }
+        _ => return None,
+    };
+    let (salt, digest) = text.get(7..)?.split_at_checked(22)?;
+    let (mut salt_bytes, mut digest_bytes) = ([0u8; 16], [0u8; 23]);
+    let canonical = BCRYPT_BASE64.decode_slice(salt, &mut salt_bytes) == Ok(16)
+        && BCRYPT_BASE64.decode_slice(digest, &mut digest_bytes) == Ok(23);
+    ((4..=31).contains(&cost) && canonical).then_some(cost)
+}
+
 /// 22 characters of crypt base64 holding 128 bits: the last one carries only 2 bits.
 fn md5_digest_ok(digest: &str) -> bool {
-    digest.len() == 22
+    digest.len() == md5_crypt::DIGEST_LEN
         && all_h64(digest)
         && matches!(digest.as_bytes()[21], b'.' | b'/' | b'0' | b'1')
 }
 
-/// `[rounds=N$]salt$digest` of SHA-crypt; the rounds (5000 when absent) when the shape is one
-/// the C library writes: N in 1000..=999999999 without leading zeros, a salt of at most 16
-/// characters, and a digest of `digest_len` characters.
-fn sha_crypt(rest: &str, digest_len: usize) -> Option<u32> {
+/// The length of a SHA-256-crypt digest: 256 bits in 43 base64 characters.
+const SHA256_CRYPT_DIGEST_LEN: usize = 43;
+/// The length of a SHA-512-crypt digest: 512 bits in 86 base64 characters.
+const SHA512_CRYPT_DIGEST_LEN: usize = 86;
+
+/// `[rounds=N$]salt$digest` of SHA-crypt, as (rounds, salt, digest), when the shape is one the
+/// C library writes: N in 1000..=999999999 without leading zeros (5000 when absent), a salt of
+/// at most 16 characters of the crypt alphabet, and a digest of `digest_len` such characters.
+fn sha_crypt_parts(rest: &str, digest_len: usize) -> Option<(u32, &str, &str)> {
     let (rounds, rest) = match rest.strip_prefix("rounds=") {
         Some(r) => {
             let (n, rest) = r.split_once('$')?;
@@ -385,112 +363,57 @@ fn sha_crypt(rest: &str, digest_len: usize) -> Option<u32> {
     };
     let (salt, digest) = rest.split_once('$')?;
     (salt.len() <= 16 && all_h64(salt) && digest.len() == digest_len && all_h64(digest))
-        .then_some(rounds)
+        .then_some((rounds, salt, digest))
 }
 
-/// Apache's `$apr1$` MD5 (`apr_md5_encode` in APR-util): Poul-Henning Kamp's FreeBSD MD5-crypt
-/// with the magic string `$apr1$` instead of `$1$`. No maintained crate implements it (pwhash's
-/// `md5_crypt` fixes the magic to `$1$`), so it is written here on the RustCrypto `md-5` crate and
-/// tested against `htpasswd -m` and `openssl passwd -apr1` output.
-pub(crate) mod apr1 {
-    use md5::{Digest as _, Md5};
-    use subtle::ConstantTimeEq;
+/// Whether `password` matches the SHA-256-crypt or SHA-512-crypt field `text`: the `sha-crypt`
+/// crate computes the digest for the field's salt and rounds, which is then compared with the
+/// stored one in constant time. (`sha-crypt`'s own `sha256_check` takes the password as a
+/// `&str`; a Basic password is bytes, not always UTF-8.)
+fn sha_crypt_verify(format: HashFormat, password: &[u8], text: &str) -> bool {
+    let (prefix, digest_len) = match format {
+        HashFormat::Sha256Crypt => ("$5$", SHA256_CRYPT_DIGEST_LEN),
+        _ => ("$6$", SHA512_CRYPT_DIGEST_LEN),
+    };
+    let Some((rounds, salt, want)) = text
+        .strip_prefix(prefix)
+        .and_then(|rest| sha_crypt_parts(rest, digest_len))
+    else {
+        return false;
+    };
+    let Ok(rounds) = usize::try_from(rounds) else {
+        return false;
+    };
+    let computed = if format == HashFormat::Sha256Crypt {
+        sha_crypt::Sha256Params::new(rounds)
+            .and_then(|params| sha_crypt::sha256_crypt_b64(password, salt.as_bytes(), &params))
+    } else {
+        sha_crypt::Sha512Params::new(rounds)
+            .and_then(|params| sha_crypt::sha512_crypt_b64(password, salt.as_bytes(), &params))
+    };
+    computed.is_ok_and(|computed| computed.as_bytes().ct_eq(want.as_bytes()).into())
+}
 
-    use super::H64;
+/// Whether `password` matches the 13-character DES crypt field `text` (two characters of salt,
+/// eleven of digest), as crypt(3) computes it: only the first 8 bytes of the password count,
+/// each with its low 7 bits. `crypt3_rs` computes it (a maintained, pure-Rust fork of pwhash's
+/// DES crypt); the result is compared with the field in constant time.
+#[cfg(feature = "des-crypt")]
+fn des_verify(password: &[u8], text: &str) -> bool {
+    let Some(salt) = text.get(..2) else {
+        return false;
+    };
+    // Deprecated by the crate for new passwords; checking old ones is what it is kept for here.
+    #[allow(deprecated)]
+    let computed = crypt3_rs::crypt::unix::hash_with(salt, password);
+    computed.is_ok_and(|computed| computed.as_str().as_bytes().ct_eq(text.as_bytes()).into())
+}
 
-    const MAGIC: &[u8] = b"$apr1$";
-
-    /// The 22-character digest part of `$apr1$salt$digest` for `password` and `salt` (at most
-    /// the first 8 bytes of `salt` are used, as Apache does).
-    pub(crate) fn digest(password: &[u8], salt: &[u8]) -> [u8; 22] {
-        let salt = &salt[..salt.len().min(8)];
-
-        let mut alt = Md5::new();
-        alt.update(password);
-        alt.update(salt);
-        alt.update(password);
-        let alt = alt.finalize();
-
-        let mut ctx = Md5::new();
-        ctx.update(password);
-        ctx.update(MAGIC);
-        ctx.update(salt);
-        let mut left = password.len();
-        while left > 0 {
-            let n = left.min(16);
-            ctx.update(&alt[..n]);
-            left -= n;
-        }
-        let mut i = password.len();
-        while i > 0 {
-            if i & 1 == 1 {
-                ctx.update([0u8]);
-            } else {
-                ctx.update(&password[..1]);
-            }
-            i >>= 1;
-        }
-        let mut fin = ctx.finalize();
-
-        for round in 0..1000 {
-            let mut ctx = Md5::new();
-            if round & 1 == 1 {
-                ctx.update(password);
-            } else {
-                ctx.update(fin);
-            }
-            if round % 3 != 0 {
-                ctx.update(salt);
-            }
-            if round % 7 != 0 {
-                ctx.update(password);
-            }
-            if round & 1 == 1 {
-                ctx.update(fin);
-            } else {
-                ctx.update(password);
-            }
-            fin = ctx.finalize();
-        }
-
-        let mut out = [0u8; 22];
-        let groups = [
-            (fin[0], fin[6], fin[12]),
-            (fin[1], fin[7], fin[13]),
-            (fin[2], fin[8], fin[14]),
-            (fin[3], fin[9], fin[15]),
-            (fin[4], fin[10], fin[5]),
-        ];
-        for (g, (a, b, c)) in groups.into_iter().enumerate() {
-            let mut v = (u32::from(a) << 16) | (u32::from(b) << 8) | u32::from(c);
-            for slot in &mut out[g * 4..g * 4 + 4] {
-                *slot = H64[(v & 0x3f) as usize];
-                v >>= 6;
-            }
-        }
-        let mut v = u32::from(fin[11]);
-        for slot in &mut out[20..22] {
-            *slot = H64[(v & 0x3f) as usize];
-            v >>= 6;
-        }
-        out
-    }
-
-    /// Whether `password` matches the `$apr1$salt$digest` string `stored`.
-    pub(crate) fn verify(password: &[u8], stored: &str) -> bool {
-        let Some(rest) = stored.strip_prefix("$apr1$") else {
-            return false;
-        };
-        let Some((salt, want)) = rest.split_once('$') else {
-            return false;
-        };
-        if salt.len() > 8 || want.len() != 22 {
-            return false;
-        }
-        digest(password, salt.as_bytes())
-            .ct_eq(want.as_bytes())
-            .into()
-    }
+/// Without the `des-crypt` feature no DES field is ever loaded
+/// ([`LineErrorKind::DesCryptFeatureOff`]); should one get here, it never matches.
+#[cfg(not(feature = "des-crypt"))]
+fn des_verify(_password: &[u8], _text: &str) -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -509,6 +432,147 @@ mod tests {
         assert!(h.verify(b"password"));
         assert!(!h.verify(b"passwore"));
         assert!(!h.verify(b""));
+    }
+
+    /// Whether `password` matches `field`, which must load.
+    fn verifies(field: &str, password: &[u8]) -> bool {
+        parse(field)
+            .unwrap_or_else(|e| panic!("{field}: {e}"))
+            .verify(password)
+    }
+
+    #[test]
+    fn md5_crypt_matches_openssl_and_the_c_library() {
+        // `openssl passwd -1 -salt saltsalt password`; the C library's crypt(3) for the rest.
+        let field = "$1$saltsalt$qjXMvbEw8oaL.CzflDtaK/";
+        assert_eq!(parse(field).unwrap().format(), HashFormat::Md5Crypt);
+        assert!(verifies(field, b"password"));
+        assert!(!verifies(field, b"passwore"));
+        // An empty salt; a password that is not UTF-8.
+        assert!(verifies("$1$$LP5.V3ajGqHDdXW6XwZQy.", b"x"));
+        assert!(verifies("$1$bin$eEwlcVIiwKj/le/haItz8/", b"b\xffinary"));
+        assert!(!verifies("$1$bin$eEwlcVIiwKj/le/haItz8/", b"b\xfeinary"));
+        // The same salt and password as `$apr1$` is another hash.
+        assert!(!verifies(
+            "$apr1$saltsalt$qjXMvbEw8oaL.CzflDtaK/",
+            b"password"
+        ));
+    }
+
+    #[test]
+    fn sha_crypt_at_the_bounds_of_rounds_and_salt() {
+        // `openssl passwd -5/-6 -salt 'rounds=1000$...'`: the fewest rounds, the longest salt.
+        let cases: &[(&str, &[u8])] = &[
+            (
+                "$5$rounds=1000$saltsaltsaltsalt$TViliUcp89NhEX9.KN7H6T5R0GNclQ6oh4.wVsXEeeC",
+                b"boundary-pw",
+            ),
+            (
+                "$6$rounds=1000$0123456789abcdef$FHGrO5.V5/q72fYtdYsweKgirhErk8xCnlJsbkb2Wi.DW9Vh4c1ohQcXpc58UnYewe8fZqVBrXXSW7z.eO8rl.",
+                b"boundary-pw",
+            ),
+            // A one-character salt; an empty salt (the C library's crypt(3)).
+            ("$5$a$m5PPB7rYZmTs0gzCcO.9R/qmXtGr3g/5s2bl1flV9x2", b"x"),
+            ("$5$$0Uor7kq6CTPY0DtjOiw.I2DuJSUfiZxCqkrafMVjNc8", b"x"),
+            // rounds=5000 written out is the default.
+            ("$5$rounds=5000$ab$QC5GKcE5kgMGJf0sNCzrqT/sGcwXhEWAp4Sxjx2lFJA", b"pw"),
+            ("$5$ab$QC5GKcE5kgMGJf0sNCzrqT/sGcwXhEWAp4Sxjx2lFJA", b"pw"),
+            // UTF-8 and non-UTF-8 passwords are bytes.
+            (
+                "$6$rounds=2000$Zz9./$UTxvhczP3rnY2ooEadRNVnpLted3WiVLbUquNZ9AYhDng4WTzATH/Akp6N6n6WRVHRju1iaMEHSKICcnk/sov0",
+                "pässwörd✓".as_bytes(),
+            ),
+            (
+                "$5$rounds=1000$bin$CCNrgLchQCQRMcPjEwWLX8Wx5nFl1.0O5YBtsa9mpzD",
+                b"b\xffinary",
+            ),
+        ];
+        for &(field, password) in cases {
+            assert!(verifies(field, password), "{field}");
+            let mut wrong = password.to_vec();
+            wrong.push(b'!');
+            assert!(!verifies(field, &wrong), "{field}");
+            assert!(!verifies(field, b""), "{field}");
+        }
+        // The C library cuts a longer salt to 16 characters; a stored field never has one.
+        assert_eq!(
+            parse("$5$rounds=1000$saltsaltsaltsaltX$TViliUcp89NhEX9.KN7H6T5R0GNclQ6oh4.wVsXEeeC")
+                .err(),
+            Some(LineErrorKind::MalformedHash(HashFormat::Sha256Crypt))
+        );
+        // 999 and 1,000,000,000 rounds are out of range; 999,999,999 loads (never verified
+        // here: it takes minutes).
+        for rounds in ["999", "1000000000"] {
+            let field = format!("$6$rounds={rounds}$ab${}", "a".repeat(86));
+            assert_eq!(
+                parse(&field).err(),
+                Some(LineErrorKind::MalformedHash(HashFormat::Sha512Crypt)),
+                "{rounds}"
+            );
+        }
+        let most = format!("$6$rounds=999999999$ab${}", "a".repeat(86));
+        assert_eq!(parse(&most).map(|h| h.cost()), Ok(999_999_999));
+    }
+
+    #[test]
+    fn bcrypt_fields_must_be_canonical() {
+        // `htpasswd -nbB -C 4 u pw`.
+        let field = "$2y$04$6SODifoQUoWboapbW3a0PO6gIrM1oEVHilnr4H7IiZpobToO9x1RS";
+        assert!(verifies(field, b"pw"));
+        assert!(!verifies(field, b"pW"));
+        for spelling in ["$2a$", "$2b$"] {
+            assert!(verifies(&field.replacen("$2y$", spelling, 1), b"pw"));
+        }
+        let malformed = Some(LineErrorKind::MalformedHash(HashFormat::Bcrypt));
+        // Stray bits in the last character of the salt (it holds 2) or of the digest (4).
+        let stray_salt = field.replacen("apbW3a0PO", "apbW3a0PP", 1);
+        assert_eq!(parse(&stray_salt).err(), malformed);
+        let stray_digest = format!("{}T", &field[..59]);
+        assert_eq!(parse(&stray_digest).err(), malformed);
+        // The cost is two digits.
+        assert_eq!(parse(&field.replacen("$04$", "$+4$", 1)).err(), malformed);
+        assert_eq!(parse(&field.replacen("$04$", "$4$$", 1)).err(), malformed);
+        // One character short or long, a character outside the alphabet.
+        assert_eq!(parse(&field[..59]).err(), malformed);
+        assert_eq!(parse(&format!("{field}.")).err(), malformed);
+        assert_eq!(parse(&field.replacen('W', "+", 1)).err(), malformed);
+    }
+
+    #[cfg(feature = "des-crypt")]
+    #[test]
+    fn des_crypt_counts_the_first_eight_bytes_of_seven_bits() {
+        // The C library's crypt(3) (libxcrypt, through Perl's crypt builtin):
+        // crypt("b\xffinar8X", "ab"), 8 bytes, one of them not UTF-8.
+        let field = "ab8KGbnJ60Vk2";
+        assert!(verifies(field, b"b\xffinar8X"));
+        assert!(!verifies(field, b"b\xffinar8Y"));
+        assert!(!verifies(field, b"b\xffinar8"));
+        // Bytes 9 and on are ignored; of each byte only the low 7 bits count.
+        assert!(verifies(field, b"b\xffinar8X and more"));
+        assert!(verifies(field, b"b\x7finar8X"));
+    }
+
+    #[cfg(not(feature = "des-crypt"))]
+    #[test]
+    fn without_the_des_crypt_feature_a_des_field_is_refused_at_load() {
+        assert_eq!(
+            parse("PUYgFE2ihRt76").err(),
+            Some(LineErrorKind::DesCryptFeatureOff)
+        );
+        assert_eq!(
+            LineErrorKind::DesCryptFeatureOff.to_string(),
+            "DES crypt hash, but the des-crypt cargo feature is off"
+        );
+        // Refusing them wins, and plaintext never claims a DES-shaped field.
+        let refuse = FieldOptions {
+            refuse_des: true,
+            allow_plaintext: true,
+            ..FieldOptions::default()
+        };
+        assert_eq!(
+            StoredHash::parse(b"PUYgFE2ihRt76", refuse).err(),
+            Some(LineErrorKind::DesRefused)
+        );
     }
 
     #[test]
@@ -534,6 +598,7 @@ mod tests {
             ),
             ("{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=", Sha1, 0),
             ("{PLAIN}x", Plain, 0),
+            #[cfg(feature = "des-crypt")]
             ("PUYgFE2ihRt76", Des, 0),
         ];
         for (text, format, cost) in cases {

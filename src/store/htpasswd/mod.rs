@@ -1,53 +1,56 @@
 //! Users from an htpasswd file, as Apache httpd, nginx and Squid read it.
 //!
-//! See [`Htpasswd`].
+//! See [`Htpasswd`]. It is two combinators of [`validator`](crate::validator) around the file:
+//! a [`Cached`] (remembered successes, shared identical checks) in front of the file's users,
+//! whose slow hashes run on a [`BlockingPool`].
+//!
+//! The modules, each importing only those before it: `format` (the [`HashFormat`] names) ←
+//! `error` ← `md5_crypt` (the one MD5-crypt routine of `$1$` and `$apr1$`) ← `hash` (one
+//! stored hash: its shape at load, a password against it) ← `file` (a file's lines into a
+//! table of users) ← `users` (the table in force as a validator) ← `reload` (keeping it
+//! current from the file) ← this one (the public `Htpasswd` and its builder).
 
-mod cache;
-mod clock;
 mod error;
 mod file;
+mod format;
 mod hash;
-mod pool;
+mod md5_crypt;
 mod reload;
+mod users;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, Guard};
 use http::request::Parts;
-use zeroize::Zeroizing;
 
-use crate::identity::Identity;
 use crate::scheme::basic::BasicCredentials;
-use crate::validator::{Decision, Validation, Validator, ValidatorError};
-use cache::CredentialCache;
-use file::{ParseOptions, Slot, Table};
+use crate::validator::{BlockingPool, Cached, Validation, Validator};
+use file::{ParseOptions, Table};
 use hash::FieldOptions;
-use pool::Pool;
-use reload::ReloadState;
+use reload::Reloader;
+use users::FileUsers;
 
 pub use error::{HtpasswdError, LineErrorKind};
-pub use hash::HashFormat;
+pub use format::HashFormat;
 
-/// Default [`HtpasswdBuilder::cache_ttl`]: 5 minutes.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
-/// Default [`HtpasswdBuilder::cache_capacity`]: 10,000 credentials.
-pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
+/// Default [`HtpasswdBuilder::cache_ttl`]: 5 minutes ([`validator::DEFAULT_CACHE_TTL`]).
+///
+/// [`validator::DEFAULT_CACHE_TTL`]: crate::validator::DEFAULT_CACHE_TTL
+pub const DEFAULT_CACHE_TTL: Duration = crate::validator::DEFAULT_CACHE_TTL;
+/// Default [`HtpasswdBuilder::cache_capacity`]: 10,000 remembered successes
+/// ([`validator::DEFAULT_CACHE_CAPACITY`]).
+///
+/// [`validator::DEFAULT_CACHE_CAPACITY`]: crate::validator::DEFAULT_CACHE_CAPACITY
+pub const DEFAULT_CACHE_CAPACITY: u64 = crate::validator::DEFAULT_CACHE_CAPACITY;
 /// Default [`HtpasswdBuilder::watch_interval`]: 2 seconds.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Default [`HtpasswdBuilder::max_queued_verifications`], per verification slot
-/// ([`max_concurrent_verifications`](HtpasswdBuilder::max_concurrent_verifications)): 16.
-///
-/// The last request admitted to a full queue waits about `queue × t / slots` = 16 × t, where t
-/// is one verification's time, whatever the number of CPUs: with bcrypt at cost 10 (t ≈ 60–100
-/// ms on a server core) about 1–1.5 s, at cost 12 (t ≈ 250–450 ms) about 4–7 s. That is as long
-/// as a person waits for a login before retrying, and well within the 30 s and more that
-/// clients and proxies in front wait for an answer, so an admitted request is rarely abandoned
-/// (its verification wasted) while further ones get a quick 503 they can retry. Apache's
-/// default bcrypt cost, 5, makes the same queue drain in about 0.05 s.
-pub const DEFAULT_MAX_QUEUED_PER_SLOT: usize = 16;
+/// ([`max_concurrent_verifications`](HtpasswdBuilder::max_concurrent_verifications)): 16, the
+/// default of any [`BlockingPool`] (see there for the reasoning). Apache's default bcrypt
+/// cost, 5, makes a full queue drain in about 0.05 s.
+pub use crate::validator::DEFAULT_MAX_QUEUED_PER_SLOT;
 
 /// A [`Validator`] backed by an htpasswd file, the format of Apache httpd's `htpasswd` tool that
 /// nginx (`auth_basic_user_file`) and Squid (`basic_ncsa_auth`) read too.
@@ -57,10 +60,10 @@ pub const DEFAULT_MAX_QUEUED_PER_SLOT: usize = 16;
 /// | field | made by | verified with |
 /// |---|---|---|
 /// | `$2y$`, `$2a$`, `$2b$` bcrypt, any cost 4–31 (see [extreme costs](#extreme-costs)) | `htpasswd -B [-C cost]` | [`bcrypt`] |
-/// | `$apr1$` Apache MD5 | `htpasswd -m` (its default), `openssl passwd -apr1` | own code on [`md5`] (no maintained crate has it) |
-/// | `$1$` MD5-crypt | `openssl passwd -1` | [`pwhash`] |
-/// | `$5$`, `$6$` SHA-crypt, with or without `rounds=N$` | `htpasswd -2`/`-5 [-r N]`, `openssl passwd -5`/`-6` | [`pwhash`] |
-/// | 13-character DES crypt | `htpasswd -d` | [`pwhash`]; only the first 8 bytes of a password count (a warning is logged per such line at load; [`HtpasswdBuilder::refuse_des`] refuses them) |
+/// | `$apr1$` Apache MD5 | `htpasswd -m` (its default), `openssl passwd -apr1` | MD5-crypt with Apache's magic: own code on [`md5`] (no maintained crate has it), shared with `$1$` |
+/// | `$1$` MD5-crypt | `openssl passwd -1` | the same MD5-crypt code, with the C library's magic |
+/// | `$5$`, `$6$` SHA-crypt, with or without `rounds=N$` | `htpasswd -2`/`-5 [-r N]`, `openssl passwd -5`/`-6` | [`sha_crypt`] |
+/// | 13-character DES crypt | `htpasswd -d` | `crypt3_rs`, with the cargo feature `des-crypt` (on by default; without it such a line is a load error, [`LineErrorKind::DesCryptFeatureOff`]); only the first 8 bytes of a password count (a warning is logged per such line at load; [`HtpasswdBuilder::refuse_des`] refuses them) |
 /// | `{SHA}` base64 SHA-1 | `htpasswd -s` | [`sha1`] |
 /// | `{SSHA}` salted SHA-1 (nginx) | LDAP tools, `slappasswd` | [`sha1`] |
 /// | `{PLAIN}` plaintext (nginx) | by hand | constant-time compare |
@@ -83,32 +86,35 @@ pub const DEFAULT_MAX_QUEUED_PER_SLOT: usize = 16;
 ///
 /// # Cost and safety under load
 ///
-/// - Slow hashes (bcrypt, the crypt(3) family, apr1) are verified on Tokio's blocking pool,
-///   never on a runtime worker thread, at most
+/// - Slow hashes (bcrypt, the crypt(3) family, apr1) are verified on a [`BlockingPool`]
+///   (Tokio's blocking pool), never on a runtime worker thread, at most
 ///   [`max_concurrent_verifications`](HtpasswdBuilder::max_concurrent_verifications) at once
 ///   (default: the number of CPUs); the validator answers [`Validation::Pending`] meanwhile. The
 ///   SHA-1 and plaintext forms are checked at once. The layer must run inside a Tokio runtime;
 ///   otherwise a slow-hash check answers with an error (503).
 /// - At most [`max_queued_verifications`](HtpasswdBuilder::max_queued_verifications) more wait
 ///   for their turn (default: [`DEFAULT_MAX_QUEUED_PER_SLOT`] per slot). A verification that
-///   finds the queue full is not started: the validator answers at once with a
-///   [`ValidatorError`] ("htpasswd verification queue is full …"; 503 through the layer, never
-///   an open door), counted in [`HtpasswdStats::shed`]. So a flood of requests for unknown
-///   users or wrong passwords makes further requests fail fast instead of making every login
-///   wait behind it. Requests answered from the cache, and requests that share a verification
-///   already running or queued, never take a place in the queue.
-/// - A successful verification is remembered for [`cache_ttl`](HtpasswdBuilder::cache_ttl),
-///   like Squid's [`credentialsttl`](https://www.squid-cache.org/Doc/config/auth_param/), in
-///   the user's entry of the loaded file: a keyed hash (HMAC-SHA-256 under a random key) of the
-///   password, never the password itself. A request that matches it is answered at once
-///   ([`Validation::Ready`]) at about the cost of a [`StaticUsers`](crate::StaticUsers) check:
-///   one keyed hash and a constant-time comparison. Only successes are remembered (a wrong
-///   password costs a verification every time), by at most
-///   [`cache_capacity`](HtpasswdBuilder::cache_capacity) users at once. Concurrent requests
-///   with the same credentials share one verification.
-/// - A reload starts every changed or new entry with nothing remembered, so an old password or
-///   a removed user is refused from the first request after it; users whose line did not
-///   change keep their remembered success.
+///   finds the queue full is not started: the validator answers at the first poll with a
+///   [`ValidatorError::overloaded`](crate::ValidatorError::overloaded) ("verification queue is
+///   full …"; 503 through the layer, never an open door), counted in [`HtpasswdStats::shed`].
+///   So a flood of requests for unknown users or wrong passwords makes further requests fail
+///   fast instead of making every login wait behind it. Requests answered from the cache, and
+///   requests that share a verification already running or queued, never take a place in the
+///   queue.
+/// - Answers go through a [`Cached`] validator: a success is remembered for
+///   [`cache_ttl`](HtpasswdBuilder::cache_ttl), like Squid's
+///   [`credentialsttl`](https://www.squid-cache.org/Doc/config/auth_param/), under a keyed tag
+///   (SipHash-2-4-128 under a random key) of the user-id and password, never the password
+///   itself, together with the id of the user's entry in the loaded file. A request that
+///   matches it is answered at once ([`Validation::Ready`]) for one tag and one lookup. By
+///   default only successes are remembered (a wrong password costs a verification every time);
+///   [`negative_cache_ttl`](HtpasswdBuilder::negative_cache_ttl) remembers failures too, as
+///   Squid's `negative_ttl`. At most [`cache_capacity`](HtpasswdBuilder::cache_capacity)
+///   answers are remembered. Concurrent requests with the same credentials share one
+///   verification.
+/// - A reload gives every changed or new entry a new id, under which nothing is remembered, so
+///   an old password or a removed user is refused from the first request after it; users whose
+///   line did not change keep their id, and so their remembered success.
 /// - A user not in the file costs a verification against a stored hash of the file's most
 ///   common format and cost (leaving out [extreme costs](#extreme-costs)), then is refused, so
 ///   the answer's timing does not tell which users exist (see
@@ -145,8 +151,8 @@ pub const DEFAULT_MAX_QUEUED_PER_SLOT: usize = 16;
 /// pool) before `StaticUsers` is asked; in the first, they are answered at once and only the
 /// file's users, and names known to neither, reach the file.
 ///
-/// `Htpasswd` is cheap to clone; the clones share the users, the cache and the watcher, which
-/// stops when the last clone is dropped.
+/// `Htpasswd` is cheap to clone; the clones share the users, the cache, the pool and the
+/// watcher, which stops when the last clone is dropped.
 ///
 /// # Example
 ///
@@ -186,22 +192,10 @@ pub const DEFAULT_MAX_QUEUED_PER_SLOT: usize = 16;
 /// ```
 #[derive(Clone)]
 pub struct Htpasswd {
-    shared: Arc<Shared>,
-}
-
-/// Everything the clones of one `Htpasswd` share.
-pub(crate) struct Shared {
-    /// The path as given, or the name given with the contents; used in messages.
-    name: Arc<str>,
-    path: Option<PathBuf>,
-    options: ParseOptions,
-    table: ArcSwap<Table>,
-    cache: CredentialCache,
-    pool: Pool,
-    verify_unknown_users: bool,
-    reload: Mutex<ReloadState>,
-    /// Dropping it (with the last clone) stops the watcher thread.
-    _stop_watcher: Option<mpsc::Sender<()>>,
+    /// The file's users behind the cache: what every request asks.
+    cached: Cached<Arc<FileUsers>>,
+    /// `None` for users built from contents in memory, which have no file to reload.
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl Htpasswd {
@@ -247,12 +241,22 @@ impl Htpasswd {
     /// [`HtpasswdStats::last_reload_error`]), or [`HtpasswdError::NotAFile`] for users built
     /// with [`from_contents`](Self::from_contents).
     pub fn reload(&self) -> Result<(), HtpasswdError> {
-        self.shared.reload()
+        match &self.reloader {
+            Some(reloader) => reloader.reload(),
+            None => Err(HtpasswdError::NotAFile {
+                name: self.users().name.clone(),
+            }),
+        }
+    }
+
+    /// The file's users behind the cache.
+    fn users(&self) -> &FileUsers {
+        self.cached.get_ref()
     }
 
     /// The number of users that can log in (skipped lines and duplicates not counted).
     pub fn len(&self) -> usize {
-        self.shared.table.load().len()
+        self.users().table.load().len()
     }
 
     /// Whether no user can log in.
@@ -262,7 +266,7 @@ impl Htpasswd {
 
     /// Whether `user` (byte for byte) has a usable entry.
     pub fn contains(&self, user: &str) -> bool {
-        self.shared.table.load().entry(user).is_some()
+        self.users().table.load().entry(user).is_some()
     }
 
     /// The hash format of `user`'s entry, if usable: for finding users still on a weak format.
@@ -270,13 +274,14 @@ impl Htpasswd {
     /// ```
     /// use tower_proxy_auth::{store::htpasswd::HashFormat, Htpasswd};
     ///
-    /// let users = Htpasswd::from_contents("t", "old:PUYgFE2ihRt76\n")?;
-    /// assert_eq!(users.format("old"), Some(HashFormat::Des));
+    /// // `htpasswd -nbs old password`: unsalted SHA-1.
+    /// let users = Htpasswd::from_contents("t", "old:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")?;
+    /// assert_eq!(users.format("old"), Some(HashFormat::Sha1));
     /// assert_eq!(users.format("nobody"), None);
     /// # Ok::<(), tower_proxy_auth::store::htpasswd::HtpasswdError>(())
     /// ```
     pub fn format(&self, user: &str) -> Option<HashFormat> {
-        self.shared
+        self.users()
             .table
             .load()
             .entry(user)
@@ -286,101 +291,55 @@ impl Htpasswd {
     /// The file as given to [`open`](Self::open), or the name given to
     /// [`from_contents`](Self::from_contents).
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.users().name
     }
 
     /// Counters and reload status, for metrics and health checks.
     pub fn stats(&self) -> HtpasswdStats {
-        let (cache_hits, cache_misses, coalesced) = self.shared.cache.counters();
-        let reload = self
-            .shared
-            .reload
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cache = self.cached.stats();
+        let pool = self.users().pool();
+        let (generation, reload_failures, last_reload_error) = match &self.reloader {
+            Some(reloader) => {
+                let status = reloader.status();
+                (status.generation, status.failures, status.last_error)
+            }
+            None => (1, 0, None),
+        };
         HtpasswdStats {
             users: self.len(),
-            generation: reload.generation,
-            reload_failures: reload.failures,
-            last_reload_error: reload.last_error.clone(),
-            verifications: self.shared.pool.verifications(),
-            cache_hits,
-            cache_misses,
-            coalesced,
-            shed: self.shared.pool.shed(),
+            generation,
+            reload_failures,
+            last_reload_error,
+            verifications: pool.started(),
+            cache_hits: cache.hits,
+            cache_misses: cache.misses,
+            coalesced: cache.coalesced,
+            shed: pool.shed(),
         }
     }
 }
 
+/// Every request goes through the cache: a remembered answer at once, otherwise the file's
+/// users (see [cost and safety under load](Htpasswd#cost-and-safety-under-load)).
 impl Validator for Htpasswd {
-    fn validate(&self, credentials: &BasicCredentials, _request: &Parts) -> Validation {
-        let shared = &self.shared;
-        let table = shared.table.load();
-        let user_id = credentials.user_id();
-        let password = credentials.password();
-        let (user, entry) = match table.get(user_id) {
-            Some((user, Slot::Usable(entry))) => (Some(user), entry),
-            // Unknown, or refused by a skipped line: the same work as a wrong password.
-            _ => match table.dummy() {
-                Some(dummy) if shared.verify_unknown_users => (None, dummy),
-                _ => return Decision::Reject.into(),
-            },
-        };
-        if entry.hash.format().is_cheap() {
-            let matched = std::hint::black_box(entry.hash.verify(password));
-            return match user {
-                Some(user) if matched => allow(user.clone()),
-                _ => Decision::Reject,
-            }
-            .into();
-        }
-        // The one keyed hash of this request: compared with the entry's remembered success, then
-        // the in-flight key.
-        let tag = match user {
-            Some(user) => {
-                let tag = shared.cache.tag(password);
-                if shared.cache.lookup(&table, entry, &tag) {
-                    return allow(user.clone()).into();
-                }
-                tag
-            }
-            None => shared.cache.unknown_user_tag(user_id, password),
-        };
-        let key = CredentialCache::inflight_key(entry, tag);
-        let user = user.cloned();
-        let hash = entry.hash.clone();
-        let table = Guard::into_inner(table);
-        let shared = shared.clone();
-        let password = Zeroizing::new(password.to_vec());
-        Validation::pending(async move {
-            // Only a listed user's success is remembered, in their entry of the table this
-            // request was checked against (if a reload replaced it meanwhile, the success stays
-            // with the old table).
-            let remember = user
-                .as_deref()
-                .and_then(|user| table.entry(user))
-                .map(|entry| (&*table, entry));
-            let outcome = shared
-                .cache
-                .verify_once(key, remember, || shared.pool.verify(hash, password))
-                .await;
-            match (outcome, user) {
-                (Ok(true), Some(user)) => Ok(allow(user)),
-                (Ok(_), _) => Ok(Decision::Reject),
-                (Err(message), _) => Err(ValidatorError::new(message.to_string())),
-            }
-        })
+    fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
+        self.cached.validate(credentials, request)
     }
-}
 
-fn allow(user: Arc<str>) -> Decision {
-    Decision::Allow(Identity::new(user))
+    /// The id of the user's entry in the file loaded now: the same across reloads that leave
+    /// the user's line unchanged.
+    fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
+        self.cached.answer_version(credentials)
+    }
 }
 
 impl fmt::Debug for Htpasswd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Htpasswd")
-            .field("name", &self.shared.name)
+            .field("name", &self.name())
             .field("users", &self.len())
+            .field("cache", &self.cached)
+            .field("pool", self.users().pool())
             .finish_non_exhaustive()
     }
 }
@@ -397,20 +356,23 @@ pub struct HtpasswdStats {
     pub reload_failures: u64,
     /// Why the latest reload failed; `None` once a later one succeeds.
     pub last_reload_error: Option<HtpasswdError>,
-    /// Slow-hash verifications run on the blocking pool (unknown users' dummy verifications
-    /// included; cache hits and the cheap SHA-1/plaintext checks not).
+    /// Slow-hash verifications started on the blocking pool ([`BlockingPool::started`]:
+    /// unknown users' dummy verifications included; cache hits and the cheap SHA-1/plaintext
+    /// checks not).
     pub verifications: u64,
-    /// Requests answered from a remembered successful verification.
+    /// Requests answered from a remembered answer (a success, or with
+    /// [`negative_cache_ttl`](HtpasswdBuilder::negative_cache_ttl) a failure).
     pub cache_hits: u64,
-    /// Requests for a listed user with a slow hash that the cache could not answer (each led or
-    /// joined a verification).
+    /// Requests the cache could not answer (each led or joined a check: a verification on the
+    /// pool, or a cheap check at once), unknown users' included.
     pub cache_misses: u64,
     /// Requests that waited for an identical verification already running instead of
     /// starting their own.
     pub coalesced: u64,
     /// Verifications not started because
     /// [`max_queued_verifications`](HtpasswdBuilder::max_queued_verifications) were already
-    /// waiting: each request was answered at once with an error (503 through the layer).
+    /// waiting ([`BlockingPool::shed`]): each request was answered at once with an error (503
+    /// through the layer).
     /// Requests that joined such a verification in the instant before it was refused share its
     /// error and are not counted again.
     pub shed: u64,
@@ -426,6 +388,7 @@ pub struct HtpasswdStats {
 ///     .lenient(true)
 ///     .refuse_des(true)
 ///     .cache_ttl(Duration::from_secs(600))
+///     .negative_cache_ttl(Duration::from_secs(5))
 ///     .cache_capacity(50_000)
 ///     .max_concurrent_verifications(4)
 ///     .max_queued_verifications(64)
@@ -440,6 +403,7 @@ pub struct HtpasswdBuilder {
     allow_plaintext: bool,
     refuse_des: bool,
     cache_ttl: Duration,
+    negative_cache_ttl: Duration,
     cache_capacity: u64,
     max_concurrent: usize,
     max_queued: Option<usize>,
@@ -457,6 +421,7 @@ impl Default for HtpasswdBuilder {
             allow_plaintext: false,
             refuse_des: false,
             cache_ttl: DEFAULT_CACHE_TTL,
+            negative_cache_ttl: Duration::ZERO,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             max_concurrent: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_queued: None,
@@ -494,29 +459,44 @@ impl HtpasswdBuilder {
         self
     }
 
-    /// How long a successful verification is remembered (default [`DEFAULT_CACHE_TTL`]), to
-    /// within a few milliseconds (the clock is coarse: one scheduler tick on Linux).
-    /// `Duration::ZERO` turns the cache off; concurrent identical requests still share one
-    /// verification.
+    /// How long a successful check is remembered (default [`DEFAULT_CACHE_TTL`]), as Squid's
+    /// `credentialsttl`: [`Cached::ttl`]. A success is remembered for one user-id and password
+    /// against one entry of the file; a reload that changes the user's line, or removes the
+    /// user, makes it unreachable at once. `Duration::ZERO` remembers no success; concurrent
+    /// identical requests still share one verification.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
     }
 
-    /// How many users may have a successful verification remembered at one time (default
-    /// [`DEFAULT_CACHE_CAPACITY`]; one per user, the latest). When that many are remembered, a
-    /// further success is not, until one expires: an expired success is forgotten when its
-    /// user is next checked, and when a success finds the cache full, by a scan of the users
-    /// (at most once a second; about a millisecond per 100,000 users). Nothing is evicted
-    /// early. 0 turns the cache off; concurrent identical requests still share one
-    /// verification.
+    /// Remember failed checks too, for `ttl` (Squid's `negative_ttl`; [`Cached::negative_ttl`]):
+    /// a client repeating the same wrong password, or the same unknown user-id and password,
+    /// is refused from memory for that long, without a verification (default:
+    /// `Duration::ZERO`, failures are not remembered and each costs a verification). A reload
+    /// that changes a user's line, or adds the user, still takes effect at once: the failure
+    /// was remembered for the entry that was replaced. Remembered failures share
+    /// [`cache_capacity`](Self::cache_capacity) with successes, so a flood of distinct wrong
+    /// passwords competes for its places (moka's admission favours answers asked for often):
+    /// keep it short, seconds.
+    pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_cache_ttl = ttl;
+        self
+    }
+
+    /// How many answers may be remembered at one time (default [`DEFAULT_CACHE_CAPACITY`]):
+    /// [`Cached::capacity`], a bounded [`moka`] cache, which when full drops the answers least
+    /// likely to be used again (TinyLFU admission, LRU eviction) and forgets expired ones as it
+    /// goes. Each remembered answer is one user-id and password (two passwords that both match
+    /// one bcrypt hash past its 72 bytes, say, are two). 0 remembers nothing; concurrent
+    /// identical requests still share one verification.
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
         self.cache_capacity = capacity;
         self
     }
 
     /// How many slow-hash verifications may run at once on the blocking pool (default: the
-    /// number of CPUs; at least 1). Further ones wait their turn, first come first served, up to
+    /// number of CPUs; at least 1): the slots of the validator's [`BlockingPool`]. Further ones
+    /// wait their turn, first come first served, up to
     /// [`max_queued_verifications`](Self::max_queued_verifications).
     pub fn max_concurrent_verifications(mut self, limit: usize) -> Self {
         self.max_concurrent = limit.max(1);
@@ -525,10 +505,11 @@ impl HtpasswdBuilder {
 
     /// How many slow-hash verifications may wait for their turn while
     /// [`max_concurrent_verifications`](Self::max_concurrent_verifications) run (default:
-    /// [`DEFAULT_MAX_QUEUED_PER_SLOT`] × that number; see there for the reasoning). A request
-    /// whose verification finds the queue full is answered at once with a [`ValidatorError`]
-    /// saying the verification queue is full (the layer answers 503), and counted in
-    /// [`HtpasswdStats::shed`]. Requests answered from the cache, and requests sharing a
+    /// [`DEFAULT_MAX_QUEUED_PER_SLOT`] × that number; see there for the reasoning): the queue of
+    /// the validator's [`BlockingPool`]. A request whose verification finds the queue full is
+    /// answered at its first poll with a
+    /// [`ValidatorError::overloaded`](crate::ValidatorError::overloaded) saying the verification
+    /// queue is full (the layer answers 503), and counted in [`HtpasswdStats::shed`]. Requests answered from the cache, and requests sharing a
     /// verification already admitted, never take a place. 0: only as many as can run at once.
     ///
     /// The worst wait of an admitted request is about `queue × t / slots`, with t the time of
@@ -608,31 +589,24 @@ impl HtpasswdBuilder {
         let table = Table::parse(&name, &contents, self.parse_options())?;
         let digest = reload::digest(&contents);
         drop(contents);
-        let (stop, stopped) = if self.watch {
-            let (tx, rx) = mpsc::channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        let interval = self.watch_interval;
-        let shared = Arc::new(self.shared(name.clone(), Some(path), table, stop)?);
-        {
-            let mut state = shared
-                .reload
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            state.fingerprint = fingerprint;
-            state.digest = Some(digest);
-        }
-        if let Some(stopped) = stopped {
-            reload::spawn_watcher(&shared, interval, stopped).map_err(|source| {
-                HtpasswdError::Watch {
-                    file: name,
-                    source: Arc::new(source),
-                }
-            })?;
-        }
-        Ok(Htpasswd { shared })
+        let (cached, users) = self.cached(name.clone(), table)?;
+        let watch = self.watch.then_some(self.watch_interval);
+        let reloader = Reloader::start(
+            users,
+            path,
+            self.parse_options(),
+            fingerprint,
+            digest,
+            watch,
+        )
+        .map_err(|source| HtpasswdError::Watch {
+            file: name,
+            source: Arc::new(source),
+        })?;
+        Ok(Htpasswd {
+            cached,
+            reloader: Some(reloader),
+        })
     }
 
     /// Parses htpasswd `contents` held in memory; `name` stands for the file in errors and
@@ -648,8 +622,10 @@ impl HtpasswdBuilder {
     ) -> Result<Htpasswd, HtpasswdError> {
         let name: Arc<str> = Arc::from(name.into());
         let table = Table::parse(&name, contents.as_ref(), self.parse_options())?;
+        let (cached, _) = self.cached(name, table)?;
         Ok(Htpasswd {
-            shared: Arc::new(self.shared(name, None, table, None)?),
+            cached,
+            reloader: None,
         })
     }
 
@@ -666,39 +642,29 @@ impl HtpasswdBuilder {
         }
     }
 
-    fn shared(
+    /// The users of `table` on a pool of this builder's size, behind a cache of its settings;
+    /// and the users themselves, for the reloader.
+    fn cached(
         &self,
         name: Arc<str>,
-        path: Option<PathBuf>,
         table: Table,
-        stop: Option<mpsc::Sender<()>>,
-    ) -> Result<Shared, HtpasswdError> {
-        let cache =
-            CredentialCache::new(self.cache_capacity, self.cache_ttl).map_err(|source| {
-                HtpasswdError::RandomSource {
-                    file: name.clone(),
-                    source,
-                }
-            })?;
-        Ok(Shared {
-            name,
-            path,
-            options: self.parse_options(),
-            table: ArcSwap::from_pointee(table),
-            cache,
-            pool: Pool::new(
-                self.max_concurrent,
-                self.max_queued.unwrap_or_else(|| {
-                    self.max_concurrent
-                        .saturating_mul(DEFAULT_MAX_QUEUED_PER_SLOT)
-                }),
-            ),
-            verify_unknown_users: self.verify_unknown_users,
-            reload: Mutex::new(ReloadState {
-                generation: 1,
-                ..ReloadState::default()
-            }),
-            _stop_watcher: stop,
-        })
+    ) -> Result<(Cached<Arc<FileUsers>>, Arc<FileUsers>), HtpasswdError> {
+        let queue = self.max_queued.unwrap_or_else(|| {
+            self.max_concurrent
+                .saturating_mul(DEFAULT_MAX_QUEUED_PER_SLOT)
+        });
+        let pool = BlockingPool::new(self.max_concurrent, queue);
+        let users = Arc::new(FileUsers::new(
+            name.clone(),
+            table,
+            pool,
+            self.verify_unknown_users,
+        ));
+        let cached = Cached::try_new(users.clone())
+            .map_err(|source| HtpasswdError::RandomSource { file: name, source })?
+            .ttl(self.cache_ttl)
+            .negative_ttl(self.negative_cache_ttl)
+            .capacity(self.cache_capacity);
+        Ok((cached, users))
     }
 }

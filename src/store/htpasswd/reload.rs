@@ -13,9 +13,10 @@
 //!
 //! - The new table replaces the old one atomically ([`arc_swap`]): a request sees either the
 //!   old users or the new ones, never a mix. A removed user is refused from the next request
-//!   on; an added one is let in without a restart. Successes remembered by the old table carry
-//!   over only to entries whose user and stored hash are unchanged (see
-//!   [`CredentialCache::carry_over`](super::cache::CredentialCache::carry_over)).
+//!   on; an added one is let in without a restart. Entries whose user and stored hash are
+//!   unchanged keep their ids ([`Table::keep_ids_of`]), so the successes the cache remembered
+//!   for them stay valid; a changed or new entry has a new id, under which nothing is
+//!   remembered yet.
 //! - A new file that fails to load (a bad line, unless lenient; unreadable) leaves the
 //!   previous users serving; the error is logged with `tracing::error!` naming the file and
 //!   line, and kept in [`HtpasswdStats::last_reload_error`](super::HtpasswdStats). The same
@@ -27,18 +28,19 @@
 //! - Polling needs no runtime and no platform notification API; the thread is stopped as soon
 //!   as the last clone of the `Htpasswd` is dropped (a channel it waits on is closed).
 
+use std::fmt;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use super::error::HtpasswdError;
 use sha2::{Digest as _, Sha256};
 
-use super::file::Table;
-use super::Shared;
+use super::error::HtpasswdError;
+use super::file::{ParseOptions, Table};
+use super::users::FileUsers;
 
 /// What identifies one version of the file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,21 +98,104 @@ fn recently_modified(fingerprint: &Fingerprint) -> bool {
 
 /// What the reloads so far have done.
 #[derive(Debug, Default)]
-pub(crate) struct ReloadState {
+struct ReloadState {
     /// The file's fingerprint taken just before the last load attempt.
-    pub(crate) fingerprint: Option<Fingerprint>,
+    fingerprint: Option<Fingerprint>,
     /// Successful loads, the first included.
+    generation: u64,
+    failures: u64,
+    last_error: Option<HtpasswdError>,
+    /// Digest of the contents of the last load attempt.
+    digest: Option<[u8; 32]>,
+    stat_failed: bool,
+}
+
+/// What [`Reloader::status`] tells: successful loads (the first included), failed reloads,
+/// and why the latest one failed, if it did.
+#[derive(Debug, Clone)]
+pub(crate) struct ReloadStatus {
     pub(crate) generation: u64,
     pub(crate) failures: u64,
     pub(crate) last_error: Option<HtpasswdError>,
-    /// Digest of the contents of the last load attempt.
-    pub(crate) digest: Option<[u8; 32]>,
-    pub(crate) stat_failed: bool,
 }
 
-impl Shared {
+/// Keeps the users of a file current: reloads on request and, when watching, from the
+/// `htpasswd-watch` thread.
+pub(crate) struct Reloader {
+    users: Arc<FileUsers>,
+    path: PathBuf,
+    options: ParseOptions,
+    state: Mutex<ReloadState>,
+    /// Dropping it (with the last clone of the `Htpasswd`) stops the watcher thread.
+    _stop_watcher: Option<mpsc::Sender<()>>,
+}
+
+impl fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloader")
+            .field("path", &self.path)
+            .field("watching", &self._stop_watcher.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// Keeps `users`, just loaded from `path` (whose metadata was `fingerprint` before it was
+    /// read, and whose contents had `digest`), current; with `watch`, every that long from a
+    /// thread of its own, which ends when the reloader is dropped.
+    ///
+    /// # Errors
+    ///
+    /// When the thread cannot be started.
+    pub(crate) fn start(
+        users: Arc<FileUsers>,
+        path: PathBuf,
+        options: ParseOptions,
+        fingerprint: Option<Fingerprint>,
+        digest: [u8; 32],
+        watch: Option<Duration>,
+    ) -> io::Result<Arc<Self>> {
+        let (stop, stopped) = match watch {
+            Some(_) => {
+                let (tx, rx) = mpsc::channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let reloader = Arc::new(Self {
+            users,
+            path,
+            options,
+            state: Mutex::new(ReloadState {
+                fingerprint,
+                generation: 1,
+                digest: Some(digest),
+                ..ReloadState::default()
+            }),
+            _stop_watcher: stop,
+        });
+        if let (Some(interval), Some(stopped)) = (watch, stopped) {
+            spawn_watcher(&reloader, interval, stopped)?;
+        }
+        Ok(reloader)
+    }
+
+    /// Loads, failures and the latest failure so far.
+    pub(crate) fn status(&self) -> ReloadStatus {
+        let state = self.reload_state();
+        ReloadStatus {
+            generation: state.generation,
+            failures: state.failures,
+            last_error: state.last_error.clone(),
+        }
+    }
+
     fn reload_state(&self) -> MutexGuard<'_, ReloadState> {
-        self.reload.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn name(&self) -> &Arc<str> {
+        &self.users.name
     }
 
     /// Reads the file again and swaps the table in, or keeps the old one and reports why.
@@ -121,15 +206,11 @@ impl Shared {
     /// Like [`reload`](Self::reload); unless `force`, contents identical to the last attempt's
     /// are not parsed again.
     fn reload_with(&self, force: bool) -> Result<(), HtpasswdError> {
-        let Some(path) = &self.path else {
-            return Err(HtpasswdError::NotAFile {
-                name: self.name.clone(),
-            });
-        };
+        let path = &self.path;
         let mut state = self.reload_state();
         let before = fingerprint(path).ok();
         state.fingerprint = before;
-        let result = read(&self.name, path).and_then(|contents| {
+        let result = read(self.name(), path).and_then(|contents| {
             if !force && fingerprint(path).ok() != before {
                 // Changed while being read: the next look will see the new metadata.
                 return Ok(None);
@@ -139,18 +220,18 @@ impl Shared {
                 return Ok(None);
             }
             state.digest = Some(digest);
-            Table::parse(&self.name, &contents, self.options).map(Some)
+            Table::parse(self.name(), &contents, self.options).map(Some)
         });
         match result {
             Ok(None) => Ok(()),
-            Ok(Some(table)) => {
+            Ok(Some(mut table)) => {
                 let users = table.len();
-                // Reloads are serialised by `state`, so no success is carried over twice.
-                self.cache.carry_over(&self.table.load(), &table);
-                self.table.store(Arc::new(table));
+                // Reloads are serialised by `state`: the table in force is the one replaced.
+                table.keep_ids_of(&self.users.table.load());
+                self.users.table.store(Arc::new(table));
                 state.generation += 1;
                 state.last_error = None;
-                tracing::info!("{}: reloaded, {users} users", self.name);
+                tracing::info!("{}: reloaded, {users} users", self.name());
                 Ok(())
             }
             Err(error) => {
@@ -166,8 +247,7 @@ impl Shared {
     /// attempt (to be loaded once it has stayed so for a moment); a recently modified file with
     /// unchanged metadata is compared by contents at once.
     fn look(&self) -> Option<Fingerprint> {
-        let path = self.path.as_ref()?;
-        let current = fingerprint(path);
+        let current = fingerprint(&self.path);
         let mut state = self.reload_state();
         match current {
             Ok(current) => {
@@ -186,7 +266,7 @@ impl Shared {
                     state.stat_failed = true;
                     tracing::warn!(
                         "{}: cannot read file metadata ({error}); keeping the previous users",
-                        self.name
+                        self.name()
                     );
                 }
             }
@@ -197,10 +277,7 @@ impl Shared {
     /// Loads the file if its metadata still is `seen`: a file caught in the middle of being
     /// written (truncated, half written) is left for the next look.
     fn load_if_settled(&self, seen: Fingerprint) {
-        let Some(path) = &self.path else {
-            return;
-        };
-        if fingerprint(path).ok() == Some(seen) {
+        if fingerprint(&self.path).ok() == Some(seen) {
             let _ = self.reload_with(false);
         }
     }
@@ -211,14 +288,14 @@ fn settle_time(interval: Duration) -> Duration {
     interval.min(Duration::from_millis(100))
 }
 
-/// Starts the watcher thread for `shared`; it stops when `stop`'s sender (held by `shared`) is
-/// dropped.
-pub(crate) fn spawn_watcher(
-    shared: &Arc<Shared>,
+/// Starts the watcher thread for `reloader`; it stops when `stop`'s sender (held by
+/// `reloader`) is dropped.
+fn spawn_watcher(
+    reloader: &Arc<Reloader>,
     interval: Duration,
     stop: mpsc::Receiver<()>,
 ) -> io::Result<()> {
-    let weak = Arc::downgrade(shared);
+    let weak = Arc::downgrade(reloader);
     thread::Builder::new()
         .name("htpasswd-watch".into())
         .stack_size(256 * 1024)
@@ -227,11 +304,11 @@ pub(crate) fn spawn_watcher(
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             }
-            let Some(shared) = weak.upgrade() else {
+            let Some(reloader) = weak.upgrade() else {
                 return;
             };
-            let changed = shared.look();
-            drop(shared);
+            let changed = reloader.look();
+            drop(reloader);
             let Some(seen) = changed else {
                 continue;
             };
@@ -239,10 +316,10 @@ pub(crate) fn spawn_watcher(
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             }
-            let Some(shared) = weak.upgrade() else {
+            let Some(reloader) = weak.upgrade() else {
                 return;
             };
-            shared.load_if_settled(seen);
+            reloader.load_if_settled(seen);
         })?;
     Ok(())
 }
