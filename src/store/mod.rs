@@ -8,5 +8,6 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
 pub mod htpasswd;
 mod static_users;
+pub(crate) mod watch;
 
 pub use static_users::StaticUsers;

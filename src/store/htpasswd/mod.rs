@@ -29,7 +29,8 @@ use crate::scheme::basic::BasicCredentials;
 use crate::validator::{BlockingPool, Cached, Validation, Validator};
 use file::{ParseOptions, Table};
 use hash::FieldOptions;
-use reload::Reloader;
+use reload::HtpasswdFile;
+use crate::store::watch::{self, Watched};
 use users::FileUsers;
 
 pub use error::{HtpasswdError, LineErrorKind};
@@ -195,7 +196,7 @@ pub struct Htpasswd {
     /// The file's users behind the cache: what every request asks.
     cached: Cached<Arc<FileUsers>>,
     /// `None` for users built from contents in memory, which have no file to reload.
-    reloader: Option<Arc<Reloader>>,
+    reloader: Option<Arc<Watched<HtpasswdFile>>>,
 }
 
 impl Htpasswd {
@@ -584,22 +585,18 @@ impl HtpasswdBuilder {
     pub fn open(self, path: impl AsRef<Path>) -> Result<Htpasswd, HtpasswdError> {
         let path = path.as_ref().to_path_buf();
         let name: Arc<str> = Arc::from(path.display().to_string());
-        let fingerprint = reload::fingerprint(&path).ok();
-        let contents = reload::read(&name, &path)?;
-        let table = Table::parse(&name, &contents, self.parse_options())?;
-        let digest = reload::digest(&contents);
-        drop(contents);
+        let first = watch::first_read(&path).map_err(|source| HtpasswdError::Read {
+            file: name.clone(),
+            source: Arc::new(source),
+        })?;
+        let table = Table::parse(&name, &first.contents, self.parse_options())?;
         let (cached, users) = self.cached(name.clone(), table)?;
         let watch = self.watch.then_some(self.watch_interval);
-        let reloader = Reloader::start(
+        let file = Arc::new(HtpasswdFile {
             users,
-            path,
-            self.parse_options(),
-            fingerprint,
-            digest,
-            watch,
-        )
-        .map_err(|source| HtpasswdError::Watch {
+            options: self.parse_options(),
+        });
+        let reloader = Watched::start(file, path, &first, watch).map_err(|source| HtpasswdError::Watch {
             file: name,
             source: Arc::new(source),
         })?;
