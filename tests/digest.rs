@@ -400,3 +400,104 @@ fn a_mismatched_static_users_realm_is_a_build_error() {
         "{err}"
     );
 }
+
+/// `htdigest` (Apache's tool) writes `file` for `realm` with `user` and `password`.
+fn htdigest(file: &std::path::Path, realm: &str, user: &str, password: &str, create: bool) {
+    use std::io::Write as _;
+    let mut command = std::process::Command::new("htdigest");
+    if create {
+        command.arg("-c");
+    }
+    let mut child = command
+        .arg(file)
+        .arg(realm)
+        .arg(user)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("htdigest runs (apt-get install -y apache2-utils)");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{password}\n{password}").unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn an_htdigest_file_made_by_htdigest_serves_md5_and_follows_changes() {
+    use tower_proxy_auth::store::Htdigest;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.htdigest");
+    htdigest(&file, "proxy", "Mufasa", "Circle of Life", true);
+    let users = Htdigest::builder()
+        .watch_interval(Duration::from_millis(50))
+        .open(&file)
+        .unwrap();
+    let layer = ProxyAuthLayer::offering(Digest::new(), users.clone())
+        .build()
+        .unwrap();
+    let addr = start(layer).await;
+    let first = send(addr, "GET", "http://origin.test/", None).await;
+    // The file holds MD5 HA1s only: SHA-256 is left out of the default offer.
+    let algorithms: Vec<String> = first
+        .header_values("proxy-authenticate")
+        .iter()
+        .map(|c| challenge_params(c)["algorithm"].clone())
+        .collect();
+    assert_eq!(algorithms, ["MD5"]);
+    let challenge = challenge_for(&first, "MD5");
+    assert_eq!(
+        send(
+            addr,
+            "GET",
+            "http://origin.test/",
+            Some(&mufasa("/", 1).credentials(&challenge).0)
+        )
+        .await
+        .status,
+        200
+    );
+
+    // `htdigest` changes the password: the new one works once the watcher has seen it.
+    htdigest(&file, "proxy", "Mufasa", "new life", false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while users.generation() < 2 {
+        assert!(std::time::Instant::now() < deadline, "reloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut changed = mufasa("/", 2);
+    changed.password = "new life";
+    assert_eq!(
+        send(
+            addr,
+            "GET",
+            "http://origin.test/",
+            Some(&changed.credentials(&challenge).0)
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        send(
+            addr,
+            "GET",
+            "http://origin.test/",
+            Some(&mufasa("/", 3).credentials(&challenge).0)
+        )
+        .await
+        .status,
+        407
+    );
+
+    // A layer whose realm the file does not have fails to build, naming it.
+    let err = ProxyAuthLayer::offering(Digest::new(), users)
+        .realm("corp")
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no user in the layer's realm \"corp\""),
+        "{err}"
+    );
+}

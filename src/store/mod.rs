@@ -3,11 +3,14 @@
 //! - [`StaticUsers`]: a table in memory.
 //! - [`Htpasswd`](htpasswd::Htpasswd): an Apache/nginx htpasswd file, reloaded when it changes
 //!   (cargo feature `htpasswd`).
+//! - [`Htdigest`]: an Apache htdigest file of Digest HA1s, reloaded when it changes.
 
+pub mod htdigest;
 #[cfg(feature = "htpasswd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
 pub mod htpasswd;
 mod static_users;
 pub(crate) mod watch;
 
+pub use htdigest::{Htdigest, HtdigestBuilder, HtdigestError};
 pub use static_users::StaticUsers;

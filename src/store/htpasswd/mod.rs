@@ -26,11 +26,11 @@ use std::time::Duration;
 use http::request::Parts;
 
 use crate::scheme::basic::BasicCredentials;
+use crate::store::watch::{self, Watched};
 use crate::validator::{BlockingPool, Cached, Validation, Validator};
 use file::{ParseOptions, Table};
 use hash::FieldOptions;
 use reload::HtpasswdFile;
-use crate::store::watch::{self, Watched};
 use users::FileUsers;
 
 pub use error::{HtpasswdError, LineErrorKind};
@@ -596,10 +596,11 @@ impl HtpasswdBuilder {
             users,
             options: self.parse_options(),
         });
-        let reloader = Watched::start(file, path, &first, watch).map_err(|source| HtpasswdError::Watch {
-            file: name,
-            source: Arc::new(source),
-        })?;
+        let reloader =
+            Watched::start(file, path, &first, watch).map_err(|source| HtpasswdError::Watch {
+                file: name,
+                source: Arc::new(source),
+            })?;
         Ok(Htpasswd {
             cached,
             reloader: Some(reloader),
