@@ -62,12 +62,15 @@ pub struct Htdigest {
     watched: Option<Arc<Watched<HtdigestFile>>>,
 }
 
+/// A pair of byte strings: (user or userhash, realm).
+type InRealm = (Box<[u8]>, Box<[u8]>);
+
 /// The users of one load.
 struct Table {
     /// (user, realm) to the identity and HA1.
-    by_name: HashMap<(Box<[u8]>, Box<[u8]>), (Identity, Hex)>,
+    by_name: HashMap<InRealm, (Identity, Hex)>,
     /// (userhash, realm) to the user.
-    by_userhash: HashMap<(Box<[u8]>, Box<[u8]>), Box<[u8]>>,
+    by_userhash: HashMap<InRealm, Box<[u8]>>,
     realms: Vec<String>,
 }
 
@@ -440,6 +443,16 @@ impl Htdigest {
     /// from contents.
     pub fn generation(&self) -> u64 {
         self.watched.as_ref().map_or(1, |w| w.status().generation)
+    }
+
+    /// Reloads that failed and left the previous users in force.
+    pub fn reload_failures(&self) -> u64 {
+        self.watched.as_ref().map_or(0, |w| w.status().failures)
+    }
+
+    /// Why the latest reload failed; `None` once a later one succeeds.
+    pub fn last_reload_error(&self) -> Option<HtdigestError> {
+        self.watched.as_ref().and_then(|w| w.status().last_error)
     }
 }
 
