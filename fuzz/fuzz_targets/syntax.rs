@@ -40,15 +40,19 @@ fuzz_target!(|data: &[u8]| {
                     .iter()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b)));
                 assert!(bytes[body..].iter().all(|&b| b == b'='));
-                if bytes.len() >= 4 {
+                // (A token68 that is also part of the scheme name shows up as the scheme.)
+                if bytes.len() >= 4 && !scheme.contains(token.as_str()) {
                     assert!(!debug.contains(token.as_str()), "Debug shows the token68");
                 }
             }
             CredentialsData::Params(params) => {
                 check_list(params);
                 for p in params.iter() {
-                    if p.value().len() >= 8 {
-                        let shown = String::from_utf8_lossy(p.value());
+                    let shown = String::from_utf8_lossy(p.value());
+                    // (A value that is also part of the scheme or of a name shows up as those.)
+                    let elsewhere = scheme.contains(shown.as_ref())
+                        || params.iter().any(|q| q.name().contains(shown.as_ref()));
+                    if p.value().len() >= 8 && !elsewhere {
                         assert!(!debug.contains(shown.as_ref()), "Debug shows a value");
                     }
                 }
