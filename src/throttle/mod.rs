@@ -61,7 +61,9 @@ type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 /// - **Floods cannot flush the counts.** The counts sit in fixed-size tables
 ///   ([`MemoryThrottleStore`]: about 1.4 MiB, plus at most 65,536 familiar pairs): a flood of
 ///   distinct names or addresses can only make counts collide and grow (stricter), never push
-///   a count out (forgetful).
+///   a count out (forgetful). The price: from about 130,000 failures in one window, counts
+///   collide past the limits and pairs without a recent success begin to get 429 until the
+///   flood fades (`tests/throttle_flood.rs`); familiar addresses keep their users in.
 /// - **Slow checks are rationed per address.** An address may have at most
 ///   [`DEFAULT_MAX_PENDING_PER_ADDRESS`](Self::DEFAULT_MAX_PENDING_PER_ADDRESS) = 2 checks
 ///   waiting for a slow validator (bcrypt, a remote store) at once; a further one gets 503
