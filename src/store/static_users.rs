@@ -116,7 +116,7 @@ impl DigestUsers {
     }
 
     fn lookup(&self, query: &DigestQuery) -> Option<DigestSecret> {
-        if query.realm != self.realm {
+        if *query.realm != *self.realm {
             return None;
         }
         let hash = query.algorithm.hash();
@@ -364,7 +364,7 @@ mod tests {
         let ask = |user, algorithm| {
             let query = DigestQuery {
                 user,
-                realm: "r".to_owned(),
+                realm: "r".into(),
                 algorithm,
             };
             match users.lookup(&query, &parts) {
