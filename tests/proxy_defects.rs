@@ -93,7 +93,7 @@ async fn line_separators_in_a_request_target_are_escaped_in_the_log() {
         ("/a\u{85}forged", "/a\\x85forged"),
         ("/b\u{2028}forged", "/b\\u{2028}forged"),
     ] {
-        let url = origin.url(&path);
+        let url = origin.url(path);
         let mut conn = RawConn::connect(p.addr()).await;
         conn.send(request_head(
             "GET",

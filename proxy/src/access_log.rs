@@ -669,7 +669,7 @@ mod tests {
         let line = common_line(&entry(Method::GET, &long, Some(&"u".repeat(48_000))));
         assert!(line.len() < 1600, "{}", line.len());
         assert!(line.contains("…(+3977 bytes)"), "{line}");
-        assert!(line.contains("…(+47744 bytes)"), "{line}");
+        assert!(line.contains("…(+47744%20bytes)"), "{line}");
     }
 
     #[test]

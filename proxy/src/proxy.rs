@@ -1,5 +1,5 @@
 //! The forward proxy as a tower `Service`: absolute-form requests are forwarded
-//! ([`forward`](crate::forward)), `CONNECT` opens a tunnel ([`tunnel`](crate::tunnel)), anything
+//! (`src/forward.rs`), `CONNECT` opens a tunnel ([`tunnel`](crate::tunnel)), anything
 //! else gets 400. Put an authentication layer around it (`ProxyAuthLayer`) and serve it with
 //! hyper's HTTP/1.1 server with upgrades on.
 
@@ -35,7 +35,7 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 pub(crate) type Connector = HttpConnector<CheckedResolver<GaiResolver>>;
 
 /// A forward HTTP/1.1 proxy service: HTTP forwarding over a pool of reused origin connections
-/// (with the one retry of [`forward`](crate::forward)), CONNECT tunnels, a [`TargetPolicy`] on
+/// (with the one retry of `src/forward.rs`), CONNECT tunnels, a [`TargetPolicy`] on
 /// both.
 ///
 /// - A request whose target carries user-info (`http://user:pass@host/`, RFC 9110 §4.2.4), or a

@@ -4,7 +4,6 @@
 //! that and reaches the client. [`ForwardProxy`] behind a Digest `ProxyAuthLayer`, served by
 //! hyper on 127.0.0.1, with an origin on 127.0.0.1 and the tests' own Digest client.
 
-#[allow(dead_code)]
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
