@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use tower_proxy_auth::scheme::digest::Algorithm;
 use tower_proxy_auth::FailureThrottle;
 
 /// The demo user the proxy starts with when no `--user` or `--htpasswd` is given.
@@ -54,8 +55,43 @@ pub struct Args {
     #[arg(long, requires = "htpasswd")]
     pub htpasswd_refuse_des: bool,
 
+    /// The authentication schemes offered, in challenge order (RFC 7616 §3.7: most preferred
+    /// first): a comma list of `digest` and `basic`. `--user` users work with both; htpasswd
+    /// users with Basic only (their hashes cannot serve Digest); htdigest users with Digest.
+    #[arg(
+        long = "auth",
+        value_name = "SCHEMES",
+        value_delimiter = ',',
+        default_value = "basic"
+    )]
+    pub schemes: Vec<SchemeArg>,
+
+    /// Digest algorithms offered, one challenge each, in this order: a comma list of `SHA-256`,
+    /// `SHA-512-256`, `MD5` and their `-sess` forms. Default: SHA-256,MD5 (SHA-256 for the
+    /// clients that can, MD5 for those that cannot); with --htdigest, MD5 only (the file holds
+    /// MD5 HA1s).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_algorithm)]
+    pub digest_algorithms: Vec<Algorithm>,
+
+    /// The Digest nonce key, shared by every instance that should accept another's nonces (at
+    /// least 32 bytes; e.g. `head -c 32 /dev/urandom > nonce.key`). Default: a random key per
+    /// process.
+    #[arg(long, value_name = "FILE")]
+    pub digest_key_file: Option<PathBuf>,
+
+    /// How long a Digest nonce is accepted, in seconds; after that a right response gets
+    /// `stale=true` and a fresh nonce (clients retry without asking the user).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds(),
+          default_value_t = tower_proxy_auth::scheme::digest::DEFAULT_NONCE_LIFETIME.as_secs())]
+    pub digest_nonce_lifetime: u64,
+
+    /// An Apache htdigest file (`user:realm:HA1`, as `htdigest` writes it) of Digest users for
+    /// --realm; reloaded when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub htdigest: Option<PathBuf>,
+
     /// Serve without proxy authentication (a baseline for benchmarks).
-    #[arg(long, conflicts_with_all = ["users", "realm", "htpasswd"])]
+    #[arg(long, conflicts_with_all = ["users", "realm", "htpasswd", "htdigest"])]
     pub no_auth: bool,
 
     /// Wrong credentials allowed per user name and per client address within one window;
@@ -157,6 +193,24 @@ pub enum LogFormat {
     /// Squid's native access.log format:
     /// `time.ms elapsed client code/status bytes method URL user hierarchy/peer type`.
     Squid,
+}
+
+/// One scheme of `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// Digest (RFC 7616).
+    Digest,
+    /// Basic (RFC 7617).
+    Basic,
+}
+
+fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
+    Algorithm::from_token(value.trim().as_bytes()).ok_or_else(|| {
+        format!(
+            "unknown Digest algorithm {value:?} (known: {})",
+            Algorithm::ALL.map(Algorithm::as_str).join(", ")
+        )
+    })
 }
 
 /// One `--user NAME:PASSWORD`; `Debug` hides the password.

@@ -1,7 +1,8 @@
 //! The accept loop: the connection limit, TLS (when configured), one hyper HTTP/1.1 connection
 //! per client with upgrades for CONNECT, the service stack per connection, and shutdown.
 //!
-//! The stack, outermost first: the client address as a `ClientAddr` extension → the access log
+//! The stack, outermost first: the client address as a `ClientAddr` extension and the
+//! connection's `ConnectionMarker` (the throttle's connection rule) → the access log
 //! → one `Host` field line (two get 400, RFC 9112 §3.2) → proxy authentication → the proxy.
 //!
 //! `--max-connections`: a slot is taken before each accept and given back when the connection
@@ -38,7 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tower::util::{Either, MapResponse};
 use tower::{Service, ServiceBuilder};
-use tower_proxy_auth::{ClientAddr, ProxyAuth, ProxyAuthLayer, ResponseBody};
+use tower_proxy_auth::{ClientAddr, ConnectionMarker, ProxyAuth, ProxyAuthLayer, ResponseBody};
 use tower_proxy_auth_proxy::targets::TargetPolicy;
 use tower_proxy_auth_proxy::{ForwardProxy, ProxyBody};
 use tracing::{debug, info, warn};
@@ -259,9 +260,12 @@ fn service_stack(
 > + Clone
        + Send
        + 'static {
+    // One marker per connection: the throttle closes a connection that keeps failing.
+    let connection = ConnectionMarker::new();
     ServiceBuilder::new()
         .map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ClientAddr(peer));
+            request.extensions_mut().insert(connection.clone());
             if request.method() == Method::CONNECT {
                 request.extensions_mut().insert(guard.clone());
             }
