@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tower::ServiceBuilder;
-use tower_proxy_auth::scheme::digest::{Algorithm, Digest, NonceKey};
+use tower_proxy_auth::scheme::digest::{
+    Algorithm, Digest, MemoryReplayStore, NonceId, NonceKey, ReplayStore, ReplayVerdict,
+};
 use tower_proxy_auth::scheme::Basic;
-use tower_proxy_auth::{Identity, Party, ProxyAuthLayer, StaticUsers};
+use tower_proxy_auth::{Answer, Identity, Party, ProxyAuthLayer, StaticUsers, ValidatorError};
 
 use support::{challenge_params, request_head, serve, DigestAnswer, RawConn, RawResponse};
 
@@ -338,6 +340,63 @@ async fn instances_sharing_a_key_know_each_others_nonces_and_another_key_does_no
     // A itself takes its own nonce.
     assert_eq!(
         send(a, "GET", "http://origin.test/", Some(&credentials))
+            .await
+            .status,
+        200
+    );
+}
+
+/// A replay store every instance shares: here one [`MemoryReplayStore`] (its clones share
+/// their shards) seen by two layers in this process, standing for a networked store.
+#[derive(Clone)]
+struct SharedStore(MemoryReplayStore);
+
+impl ReplayStore for SharedStore {
+    fn record(
+        &self,
+        nonce: &NonceId,
+        nc: u32,
+        lifetime: Duration,
+    ) -> Answer<Result<ReplayVerdict, ValidatorError>> {
+        self.0.record(nonce, nc, lifetime)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
+/// With a shared replay store, instance B takes the nonce A issued at once (200, no stale
+/// round trip), and a count A took is a replay at B.
+#[tokio::test]
+async fn with_a_shared_replay_store_another_instance_accepts_the_nonce_and_refuses_its_replay() {
+    let key = || NonceKey::from_bytes(b"one key for every instance of the fleet").unwrap();
+    let store = SharedStore(MemoryReplayStore::new(1_000, Duration::from_secs(300)));
+    let a = start(digest_layer(
+        Digest::new().nonce_key(key()).replay_store(store.clone()),
+    ))
+    .await;
+    let b = start(digest_layer(
+        Digest::new().nonce_key(key()).replay_store(store),
+    ))
+    .await;
+    let first = send(a, "GET", "http://origin.test/", None).await;
+    let challenge = first.digest_challenge("SHA-256");
+    let (one, _) = mufasa("/", 1).credentials(&challenge);
+    let on_b = send(b, "GET", "http://origin.test/", Some(&one)).await;
+    assert_eq!(on_b.status, 200, "{on_b:#?}");
+    assert_eq!(on_b.text(), "Mufasa Digest");
+    // The same count again, at A: refused, and not as stale.
+    let replayed = send(a, "GET", "http://origin.test/", Some(&one)).await;
+    assert_eq!(replayed.status, 407);
+    assert!(replayed
+        .header_values("proxy-authenticate")
+        .iter()
+        .all(|h| !h.contains("stale")));
+    // The next count, at A.
+    let (two, _) = mufasa("/", 2).credentials(&challenge);
+    assert_eq!(
+        send(a, "GET", "http://origin.test/", Some(&two))
             .await
             .status,
         200
