@@ -85,6 +85,9 @@ mod layer;
 mod offer;
 mod respond;
 pub mod scheme;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod shared;
 pub mod store;
 pub mod syntax;
 pub mod throttle;

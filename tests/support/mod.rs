@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -978,6 +980,31 @@ pub async fn curl(args: &[&str]) -> CurlOutput {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Log lines.
+
+/// Log lines written by a `tracing_subscriber::fmt()` subscriber
+/// (`.with_writer(move || lines.clone())`).
+#[derive(Clone, Default)]
+pub struct LogLines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogLines {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Serving a tower service.
 
 /// Serves `service` over HTTP/1.1 on 127.0.0.1 port 0 (with upgrades), inserting each
@@ -1027,3 +1054,14 @@ pub struct ConnectionId(pub u64);
 mod digest_client;
 #[allow(unused_imports)] // not every test binary uses the Digest client
 pub use digest_client::{challenge_params, digest_hex, DigestAnswer};
+
+/// The first Digest challenge of a 401/407 for `algorithm` (`SHA-256`).
+pub fn digest_challenge(response: &RawResponse, algorithm: &str) -> String {
+    response
+        .header_values("proxy-authenticate")
+        .into_iter()
+        .chain(response.header_values("www-authenticate"))
+        .find(|c| c.starts_with("Digest ") && challenge_params(c)["algorithm"] == algorithm)
+        .unwrap_or_else(|| panic!("no {algorithm} challenge: {response:#?}"))
+        .to_owned()
+}
