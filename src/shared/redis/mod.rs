@@ -63,6 +63,7 @@
 //!
 //! | key | value | expires |
 //! |---|---|---|
+//! | `{prefix}:since` | when the stores' state began on this Redis (ms since the Unix epoch) | never |
 //! | `{prefix}:{realm}:dn:{nonce id, 32 hex}` | 20 bytes: a 128-bit ring of seen counts, the highest count (u32) | the nonce's lifetime after its issue, plus 60 s of clock difference |
 //! | `{prefix}:th:pair:{window}` | 2 rows × 2^15 u32 counters (256 KiB) | 3 windows after its last write |
 //! | `{prefix}:th:user:{window}` | 2 × 2^15 u32 (256 KiB) | the same |
@@ -77,13 +78,22 @@
 //!
 //! One Lua script (`EVALSHA`; loaded again by the client after a Redis restart) checks and
 //! records a count in one step, so two instances racing on the same (nonce, nc) cannot both
-//! take it: the first count seen starts the window; a count above the highest moves the
-//! window up (clearing the ring's bits of the counts it passes over); a count at most 127
-//! below the highest is taken if its bit is clear; anything else is a replay. The window is
-//! the in-memory store's: the same counts are accepted in the same order.
+//! take it: the first count seen starts the window (bit `nc mod 128` of the ring), unless the
+//! nonce was issued before `{prefix}:since` (then it is forgotten: `stale=true`, see
+//! below); a count above the highest moves the window up (clearing the ring's bits of the
+//! counts it passes over); a count at most 127 below the highest is taken if its bit is clear;
+//! anything else is a replay. The window is the in-memory store's: the same counts are
+//! accepted in the same order (`tests/redis.rs` compares the two over 2,000 counts).
 //!
-//! Memory: about 130 bytes per live nonce with the default prefix and a short realm (Redis's
-//! `MEMORY USAGE`, measured in `tests/redis.rs`), so 100,000 live nonces take about 13 MB.
+//! `{prefix}:since` is set when the stores connect (unless already set), and by the first
+//! check on a Redis that started empty: after a restart that lost the counts, a nonce issued
+//! before it and seen again is answered `stale=true`, never taken a second time. (A restore
+//! from an older snapshot cannot be told apart: run this Redis without persistence, or with
+//! `appendfsync always`.)
+//!
+//! Memory: 136 bytes per live nonce with a 5-character prefix and the realm `proxy`
+//! (Redis's `MEMORY USAGE`, printed by `tests/redis.rs`), about 150 with the default prefix:
+//! 100,000 live nonces take about 15 MB.
 //!
 //! ## The failure throttle's counts
 //!
@@ -91,9 +101,10 @@
 //! string per table and window: a count-min sketch of two rows (a key's bucket in each row
 //! from independent bits of its tag, the smaller of the two read), the current and previous
 //! windows read together for the sliding-window estimate. A flood of distinct names or
-//! addresses only raises counts; it cannot push one out or grow the tables: at most about
-//! 3.3 MiB for the window tables (four windows live at worst), plus the familiar pairs (about
-//! 100 bytes each, made only by successes).
+//! addresses only raises counts; it cannot push one out or grow the tables: 832 KiB per window
+//! at most (a string grows to its highest written byte: about 510 KiB measured after a few writes),
+//! three or four windows live, so at most about 3.3 MiB, plus the familiar pairs (about 100
+//! bytes each, made only by successes).
 //!
 //! - The standing script (read-only: `#!lua flags=no-writes`, so it runs on a Redis that is
 //!   full) returns the two rows' counters of each table in both windows, whether the
@@ -115,12 +126,16 @@
 //! |---|---|---|
 //! | Redis down, slow past the timeout, or full (`OOM` errors) | new nonces name their instance and are tracked in its memory; a shared nonce whose count cannot be checked gets `stale=true` (never accepted); another instance's nonce gets `stale=true`: clients retry without asking the user | counts in each instance's memory: limits hold per instance, not across them |
 //! | Redis back | new nonces shared again; nonces issued meanwhile stay valid on their instance until they expire | shared counts again (plus what each instance counted meanwhile) |
+//! | Redis restarted empty | nonces issued before are answered `stale=true` | counts from zero on Redis; each instance's memory keeps its own |
 //!
 //! Redis must not evict these keys: with an evicting `maxmemory-policy` a nonce's counts could
 //! vanish and a replay pass. [`RedisStoresBuilder::connect`] refuses a server that reports
 //! one (the default, `noeviction`, makes a full Redis refuse writes, which is handled above).
 //! The scripts need Redis 7.0 or later (or Valkey). A Redis Cluster is not supported (the
-//! scripts touch several keys); a primary with replicas and Sentinel is.
+//! scripts touch several keys); a primary with replicas and Sentinel is (a failover loses
+//! the writes the replica had not received). The instances' clocks must agree within 60 s
+//! (the nonce check's own allowance): key names and expiries come from each instance's
+//! clock.
 
 mod link;
 mod replay;

@@ -162,11 +162,12 @@ fn buckets(key: u128, bits: u32) -> [u64; 2] {
     [key as u64 & mask, (1 << bits) + ((key >> 64) as u64 & mask)]
 }
 
-/// A credential's slot in the table of recently failed credentials, and its fingerprint there.
+/// A credential's slot in the table of recently failed credentials, and its fingerprint there
+/// (never all zeros, which an unwritten slot reads as).
 fn stale_slot(key: u128) -> (u64, [u8; 8]) {
     (
         key as u64 & ((1 << STALE_BITS) - 1),
-        ((key >> 64) as u64).to_be_bytes(),
+        ((key >> 64) as u64).max(1).to_be_bytes(),
     )
 }
 
@@ -404,6 +405,11 @@ mod tests {
         assert_eq!(buckets(high, 13), [(1 << 13) - 1, (1 << 14) - 1]);
         let (slot, fingerprint) = stale_slot(key);
         assert_eq!((slot, fingerprint), (5, 7u64.to_be_bytes()));
+        assert_eq!(
+            stale_slot(5).1,
+            1u64.to_be_bytes(),
+            "never the empty slot's zeros"
+        );
     }
 
     #[test]
