@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::Script;
+use redis::{Script, ScriptInvocation};
 
 use super::link::{CallError, Link};
 use crate::outcome::{Answer, ValidatorError};
@@ -171,6 +171,29 @@ fn stale_slot(key: u128) -> (u64, [u8; 8]) {
     )
 }
 
+/// The scripts' eight arguments for `keys`: the pair's, the user's and the address's buckets
+/// in both rows (`''` for an unknown address), the credential's slot and fingerprint (`''`
+/// when there is none).
+fn attempt_args(invocation: &mut ScriptInvocation<'_>, keys: &AttemptKeys) {
+    let [pa, pb] = buckets(keys.pair, PAIR_BITS);
+    let [ua, ub] = buckets(keys.user, USER_BITS);
+    invocation.arg(pa).arg(pb).arg(ua).arg(ub);
+    match keys.addr {
+        Some(addr) => {
+            let [aa, ab] = buckets(addr, ADDR_BITS);
+            invocation.arg(aa).arg(ab)
+        }
+        None => invocation.arg("").arg(""),
+    };
+    match keys.credential {
+        Some(credential) => {
+            let (slot, fingerprint) = stale_slot(credential);
+            invocation.arg(slot).arg(&fingerprint[..])
+        }
+        None => invocation.arg("").arg(""),
+    };
+}
+
 /// Where in time now is: the window's number since the Unix epoch and how far into it.
 fn clock(window: Duration) -> (u64, Duration) {
     let now_ms = super::unix_ms();
@@ -233,27 +256,7 @@ impl Inner {
             invocation.key(self.table(table, previous));
         }
         invocation.key(self.familiar_key(keys.pair));
-        let [pa, pb] = buckets(keys.pair, PAIR_BITS);
-        let [ua, ub] = buckets(keys.user, USER_BITS);
-        invocation.arg(pa).arg(pb).arg(ua).arg(ub);
-        match keys.addr {
-            Some(addr) => {
-                let [aa, ab] = buckets(addr, ADDR_BITS);
-                invocation.arg(aa).arg(ab);
-            }
-            None => {
-                invocation.arg("").arg("");
-            }
-        }
-        match keys.credential {
-            Some(credential) => {
-                let (slot, fingerprint) = stale_slot(credential);
-                invocation.arg(slot).arg(&fingerprint[..]);
-            }
-            None => {
-                invocation.arg("").arg("");
-            }
-        }
+        attempt_args(&mut invocation, keys);
         let link = self.link.clone();
         let window = self.window;
         let has_addr = keys.addr.is_some();
@@ -297,27 +300,7 @@ impl Inner {
         }
         let kind = if event == Event::Failure { "f" } else { "s" };
         invocation.arg(kind).arg(self.window_ttl_ms());
-        let [pa, pb] = buckets(keys.pair, PAIR_BITS);
-        let [ua, ub] = buckets(keys.user, USER_BITS);
-        invocation.arg(pa).arg(pb).arg(ua).arg(ub);
-        match keys.addr {
-            Some(addr) => {
-                let [aa, ab] = buckets(addr, ADDR_BITS);
-                invocation.arg(aa).arg(ab);
-            }
-            None => {
-                invocation.arg("").arg("");
-            }
-        }
-        match keys.credential {
-            Some(credential) => {
-                let (slot, fingerprint) = stale_slot(credential);
-                invocation.arg(slot).arg(&fingerprint[..]);
-            }
-            None => {
-                invocation.arg("").arg("");
-            }
-        }
+        attempt_args(&mut invocation, keys);
         let link = self.link.clone();
         Some(async move {
             let mut conn = link.conn();
