@@ -93,7 +93,7 @@ return 1
 ///
 /// | request | Redis round trips, waited for |
 /// |---|---|
-/// | credentials that succeeded from this address on this instance in the last window (the steady state) | none: the throttle's own fast path |
+/// | credentials that succeeded from this address on this instance and have not failed since (the steady state) | none: the throttle's own fast path |
 /// | other credentials, accepted | one read (`EVALSHA`, read-only); the address becomes familiar in a write no request waits for |
 /// | other credentials, refused | one read and one write |
 /// | no credentials, malformed credentials | none |
