@@ -47,8 +47,9 @@ pub const PROXY: &str = "forward-proxy";
 /// not, and the proxy is another package of the workspace, which would leave a stale or
 /// missing binary. So when run by cargo (`CARGO` is set), the binary is first brought up to
 /// date with `cargo build --example <name>` (or `cargo build -p tower-proxy-auth-proxy --bin
-/// forward-proxy`) for the same profile and target directory (a no-op when it is fresh; it may
-/// wait for cargo's build lock). Set `SUPPORT_NO_EXAMPLE_BUILD=1` to skip that step.
+/// forward-proxy`, with `--features redis` when the tests are built with their crate's `redis`
+/// feature) for the same profile and target directory (a no-op when it is fresh; it may wait
+/// for cargo's build lock). Set `SUPPORT_NO_EXAMPLE_BUILD=1` to skip that step.
 ///
 /// # Panics
 ///
@@ -65,7 +66,19 @@ pub fn example_path(name: &str) -> PathBuf {
     let (path, build_args): (PathBuf, Vec<&str>) = if name == PROXY {
         (
             profile_dir.join(file),
-            vec!["-p", "tower-proxy-auth-proxy", "--bin", PROXY],
+            // The tests of a `redis` build drive the proxy's `--redis-*` flags.
+            if cfg!(feature = "redis") {
+                vec![
+                    "-p",
+                    "tower-proxy-auth-proxy",
+                    "--bin",
+                    PROXY,
+                    "--features",
+                    "redis",
+                ]
+            } else {
+                vec!["-p", "tower-proxy-auth-proxy", "--bin", PROXY]
+            },
         )
     } else {
         (
@@ -1054,6 +1067,38 @@ pub struct ConnectionId(pub u64);
 mod digest_client;
 #[allow(unused_imports)] // not every test binary uses the Digest client
 pub use digest_client::{challenge_params, digest_hex, DigestAnswer};
+
+/// Awaits `response`, asserting that it came within `bound` (a request that must not wait
+/// for a server that fails).
+pub async fn answered_within(
+    bound: Duration,
+    response: impl std::future::Future<Output = RawResponse>,
+) -> RawResponse {
+    let start = Instant::now();
+    let response = response.await;
+    assert!(
+        start.elapsed() < bound,
+        "a request waited {:?} (status {})",
+        start.elapsed(),
+        response.status
+    );
+    response
+}
+
+/// Whether `response` is a 407 whose `algorithm` challenge says `stale=true` (RFC 7616 §3.3:
+/// the nonce was good but is not taken; the client retries with the new one).
+pub fn digest_stale(response: &RawResponse, algorithm: &str) -> bool {
+    response.status == 407
+        && challenge_params(&digest_challenge(response, algorithm))
+            .get("stale")
+            .is_some_and(|s| s == "true")
+}
+
+/// Whether `response` is a 407 without `stale=true`: the credentials are refused (a replay, a
+/// wrong password), not merely out of date.
+pub fn digest_refused(response: &RawResponse, algorithm: &str) -> bool {
+    response.status == 407 && !digest_stale(response, algorithm)
+}
 
 /// The first Digest challenge of a 401/407 for `algorithm` (`SHA-256`).
 pub fn digest_challenge(response: &RawResponse, algorithm: &str) -> String {
