@@ -57,7 +57,8 @@
 //!
 //! One way through the modules, none importing a later one: [`syntax`] (the credentials field,
 //! RFC 9110 §11) → [`scheme`] (the offered scheme prepares the attempt) → throttle (may answer
-//! 429 first) → [`validator`] (the scheme's kind of validator answers; [`store`]s of users
+//! 429 first; `shared`, with the feature `redis`, keeps the scheme's and the throttle's state on
+//! a server several instances share) → [`validator`] (the scheme's kind of validator answers; [`store`]s of users
 //! implement them) → decide (one mapping to forward or a [`Rejection`]) → respond (the
 //! rejection rendered, or the inner service called and the scheme's success field added).
 //!
@@ -85,6 +86,9 @@ mod layer;
 mod offer;
 mod respond;
 pub mod scheme;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod shared;
 pub mod store;
 pub mod syntax;
 pub mod throttle;

@@ -30,6 +30,8 @@ const STAGES: &[(&str, &[&str])] = &[
     ("syntax", &["syntax"]),
     ("scheme", &["scheme"]),
     ("throttle", &["throttle"]),
+    // Stores shared by several instances: implement the scheme's and the throttle's traits.
+    ("shared", &["shared"]),
     ("validator", &["validator"]),
     ("store", &["store"]),
     ("offer", &["offer"]),

@@ -4,9 +4,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use http::request::Parts;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tower::ServiceBuilder;
@@ -15,27 +12,7 @@ use tower_proxy_auth::{
     BasicCredentials, Decision, FailureThrottle, Identity, ProxyAuthLayer, ValidatorError,
 };
 
-use support::{request_head, serve, RawConn};
-
-/// Log lines written by the subscriber.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use support::{request_head, serve, LogLines, RawConn};
 
 fn validator() -> impl tower_proxy_auth::Validator {
     from_fn(
@@ -58,7 +35,7 @@ async fn one_event_and_one_counter_per_decision_without_secrets() {
         .install()
         .expect("the only recorder of this test binary");
 
-    let lines = Lines::default();
+    let lines = LogLines::default();
     let writer = lines.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter("tower_proxy_auth=debug")

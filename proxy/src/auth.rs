@@ -18,6 +18,7 @@ use tower_proxy_auth::{
 use tracing::info;
 
 use crate::cli::{Args, SchemeArg, DEMO_USER};
+use crate::shared::SharedState;
 
 /// How authentication is set up.
 pub struct AuthSetup {
@@ -34,19 +35,33 @@ impl AuthSetup {
     }
 }
 
-/// The layer the flags ask for, or an error naming the flag at fault.
-pub fn auth_setup(args: &Args) -> Result<AuthSetup, String> {
+/// The layer the flags ask for, its Digest replay store and throttle counts in `shared` when
+/// it holds any, or an error naming the flag at fault.
+pub fn auth_setup(args: &Args, shared: &SharedState) -> Result<AuthSetup, String> {
     if args.no_auth {
+        if shared.is_shared() {
+            return Err("--redis-url: nothing to share with --no-auth".to_owned());
+        }
         return Ok(AuthSetup {
             layer: None,
             hint_user: None,
         });
     }
     let offers_digest = args.schemes.contains(&SchemeArg::Digest);
+    if shared.is_shared() && !offers_digest && args.max_auth_failures == 0 {
+        return Err(
+            "--redis-url: nothing to share (no Digest in --auth, and --max-auth-failures 0)"
+                .to_owned(),
+        );
+    }
     if !offers_digest {
         for (given, flag) in [
             (!args.digest_algorithms.is_empty(), "--digest-algorithms"),
-            (args.digest_key_file.is_some(), "--digest-key-file"),
+            // With --redis-url the key file also keys the throttle's hashes.
+            (
+                args.digest_key_file.is_some() && !shared.is_shared(),
+                "--digest-key-file",
+            ),
             (args.htdigest.is_some(), "--htdigest"),
         ] {
             if given {
@@ -67,6 +82,7 @@ pub fn auth_setup(args: &Args) -> Result<AuthSetup, String> {
             }
             SchemeArg::Digest => {
                 let (digest, secrets) = digest(args, users.as_ref())?;
+                let digest = shared.digest(digest, &args.realm);
                 match builder {
                     None => ProxyAuthLayer::offering(digest, secrets),
                     Some(b) => b.offer(digest, secrets),
@@ -81,10 +97,10 @@ pub fn auth_setup(args: &Args) -> Result<AuthSetup, String> {
         .realm(args.realm.as_str())
         .max_credentials_bytes(usize::try_from(args.max_credentials_bytes).unwrap_or(usize::MAX));
     if args.max_auth_failures > 0 {
-        builder = builder.throttle(FailureThrottle::new(
+        builder = builder.throttle(shared.throttle(FailureThrottle::new(
             args.max_auth_failures,
             Duration::from_secs(args.auth_failure_window),
-        ));
+        ))?);
     }
     let layer = builder.build().map_err(|e| match e {
         BuildError::DuplicateScheme(_) => format!("--auth: {e}"),

@@ -18,6 +18,10 @@ pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
 /// The default of `--max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 
+/// The default of `--redis-timeout-ms`: the library's per-call timeout.
+#[cfg(feature = "redis")]
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 100;
+
 /// The parser of every `SECONDS` flag but `--shutdown-grace`: 1 to [`MAX_SECONDS`].
 fn seconds() -> clap::builder::RangedU64ValueParser {
     clap::value_parser!(u64).range(1..=MAX_SECONDS)
@@ -103,6 +107,38 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = FailureThrottle::DEFAULT_WINDOW.as_secs(),
           value_parser = seconds())]
     pub auth_failure_window: u64,
+
+    /// Share state with every instance on the same Redis, so that instances behind a load
+    /// balancer behave as one: Digest nonce counts (a (nonce, nc) is accepted once in the
+    /// fleet) and the failure throttle's counts. `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`,
+    /// or `rediss://...` for TLS. Needs --digest-key-file, the same file on every instance (the
+    /// nonce key, and with a derivation of its own the key of the throttle's hashes, which
+    /// never goes to Redis). See README, "Running several instances".
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url, requires = "digest_key_file")]
+    pub redis_url: Option<RedisUrl>,
+
+    /// The start of every key on Redis: instances that are to behave as one use the same
+    /// prefix, other fleets on the same Redis another.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "TEXT", requires = "redis_url",
+          default_value = tower_proxy_auth::shared::redis::RedisStores::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+
+    /// Milliseconds one call to Redis may take (1 to 60000); no request waits longer for
+    /// Redis. Past it (or while Redis is down) the throttle counts in this instance's memory
+    /// and Digest nonces are issued by and tracked on this instance until Redis answers.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "MS", requires = "redis_url",
+          default_value_t = DEFAULT_REDIS_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_timeout_ms: u64,
+
+    /// For `rediss://`: trust only the CA certificate(s) in this PEM file instead of the
+    /// system's root certificates.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "FILE", requires = "redis_url")]
+    pub redis_ca_file: Option<PathBuf>,
 
     /// Largest Proxy-Authorization accepted, in bytes (at least 64); larger gets 431 and the
     /// connection closes.
@@ -247,4 +283,64 @@ fn parse_user(value: &str) -> Result<UserArg, String> {
         name: name.to_owned(),
         password: password.to_owned(),
     })
+}
+
+/// One `--redis-url`; `Debug` and `Display` hide a password in it.
+#[cfg(feature = "redis")]
+#[derive(Clone)]
+pub struct RedisUrl(pub String);
+
+#[cfg(feature = "redis")]
+impl fmt::Display for RedisUrl {
+    /// `scheme://host:port/db`, without the user part (`USER:PASSWORD@`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let host_start = rest[..authority_end].rfind('@').map_or(0, |at| at + 1);
+        write!(f, "{scheme}://{}", &rest[host_start..])
+    }
+}
+
+#[cfg(feature = "redis")]
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}
+
+#[cfg(feature = "redis")]
+fn parse_redis_url(value: &str) -> Result<RedisUrl, String> {
+    match value.split_once("://") {
+        Some(("redis" | "rediss", rest)) if !rest.is_empty() => Ok(RedisUrl(value.to_owned())),
+        _ => Err("expected redis://HOST[:PORT][/DB] or rediss://HOST[:PORT][/DB]".to_owned()),
+    }
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_url_is_shown_without_its_password() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            (
+                "rediss://fleet:pa@ss@cache.internal:6380/2",
+                "rediss://cache.internal:6380/2",
+            ),
+            ("redis://:secret@h", "redis://h"),
+        ] {
+            let url = parse_redis_url(url).unwrap();
+            assert_eq!(url.to_string(), shown);
+            assert_eq!(format!("{url:?}"), format!("RedisUrl({shown})"));
+        }
+        for bad in [
+            "http://h",
+            "127.0.0.1:6379",
+            "redis://",
+            "redis+unix:///run/redis.sock",
+        ] {
+            assert!(parse_redis_url(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -5,8 +5,9 @@
 //!   (`tower_proxy_auth_proxy`, the library of this crate: forwarding, tunnels, hop-by-hop
 //!   fields, target policy).
 //! - One file per concern: `cli.rs` (the flags), `auth.rs` (the layer from the flags),
-//!   `server.rs` (accept loop, connection limit, TLS handshakes, shutdown), `tls.rs`,
-//!   `access_log.rs`, `allocator.rs` (jemalloc on Linux).
+//!   `server.rs` (accept loop, connection limit, TLS handshakes, shutdown), `shared.rs` (state
+//!   shared with other instances on Redis), `tls.rs`, `access_log.rs`, `allocator.rs` (jemalloc
+//!   on Linux).
 //!
 //! Run it with the embedded demo user `alice` / `s3cret`:
 //!
@@ -42,6 +43,7 @@ mod allocator;
 mod auth;
 mod cli;
 mod server;
+mod shared;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -55,14 +57,6 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-
-    let setup = match setup(&args) {
-        Ok(setup) => setup,
-        Err(message) => {
-            eprintln!("forward-proxy: error: {message}");
-            return ExitCode::from(2);
-        }
-    };
 
     // One worker: a current-thread runtime, with no work-stealing or cross-thread wake-ups.
     let mut runtime = match args.worker_threads {
@@ -84,6 +78,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Set up inside the runtime: a connection to Redis lives on it.
+    let setup = match runtime.block_on(setup(&args)) {
+        Ok(setup) => setup,
+        Err(message) => {
+            eprintln!("forward-proxy: error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let result = runtime.block_on(server::run(args, setup));
     // Tunnels still open after the grace period are cut here.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -98,8 +100,9 @@ fn main() -> ExitCode {
 
 /// Everything the flags ask for that can fail, checked before the proxy starts: an error names
 /// the flag (and the file).
-fn setup(args: &cli::Args) -> Result<server::Setup, String> {
-    let auth = auth::auth_setup(args)?;
+async fn setup(args: &cli::Args) -> Result<server::Setup, String> {
+    let shared = shared::SharedState::connect(args).await?;
+    let auth = auth::auth_setup(args, &shared)?;
     #[cfg(feature = "tls")]
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(|e| e.to_string())?),

@@ -147,6 +147,24 @@ pub(crate) struct Estimate {
 }
 
 impl Estimate {
+    /// The estimate from the counts of the window before the current one (`previous`) and of
+    /// the current one, `into` the current window of length `window`.
+    pub(crate) fn from_windows(
+        previous: u64,
+        current: u64,
+        into: Duration,
+        window: Duration,
+    ) -> Self {
+        let window = window.max(Duration::from_millis(1));
+        let into = into.min(window);
+        Self {
+            previous,
+            current,
+            fraction: into.as_secs_f64() / window.as_secs_f64(),
+            left: window - into,
+        }
+    }
+
     /// `previous × (1 − elapsed fraction) + current`.
     pub(crate) fn value(&self) -> f64 {
         self.previous as f64 * (1.0 - self.fraction) + self.current as f64

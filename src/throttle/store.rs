@@ -46,6 +46,23 @@ pub struct Standing {
 pub struct Count(Estimate);
 
 impl Count {
+    /// A count kept in fixed windows, as a sliding one: `previous` failures in the window
+    /// before the current one, `current` in the current one, now `into` the current window of
+    /// length `window`. Its estimate is `previous × (1 − into / window) + current` (the
+    /// sliding-window estimate [`MemoryThrottleStore`] makes; for stores kept elsewhere).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_proxy_auth::throttle::Count;
+    ///
+    /// let count = Count::from_windows(10, 2, Duration::from_secs(15), Duration::from_secs(60));
+    /// assert_eq!(count.value(), 9.5);
+    /// assert!(count.reached(9));
+    /// ```
+    pub fn from_windows(previous: u64, current: u64, into: Duration, window: Duration) -> Self {
+        Self(Estimate::from_windows(previous, current, into, window))
+    }
+
     /// The estimated count over the last window.
     pub fn value(&self) -> f64 {
         self.0.value()

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,8 +47,9 @@ pub const PROXY: &str = "forward-proxy";
 /// not, and the proxy is another package of the workspace, which would leave a stale or
 /// missing binary. So when run by cargo (`CARGO` is set), the binary is first brought up to
 /// date with `cargo build --example <name>` (or `cargo build -p tower-proxy-auth-proxy --bin
-/// forward-proxy`) for the same profile and target directory (a no-op when it is fresh; it may
-/// wait for cargo's build lock). Set `SUPPORT_NO_EXAMPLE_BUILD=1` to skip that step.
+/// forward-proxy`, with `--features redis` when the tests are built with their crate's `redis`
+/// feature) for the same profile and target directory (a no-op when it is fresh; it may wait
+/// for cargo's build lock). Set `SUPPORT_NO_EXAMPLE_BUILD=1` to skip that step.
 ///
 /// # Panics
 ///
@@ -63,7 +66,19 @@ pub fn example_path(name: &str) -> PathBuf {
     let (path, build_args): (PathBuf, Vec<&str>) = if name == PROXY {
         (
             profile_dir.join(file),
-            vec!["-p", "tower-proxy-auth-proxy", "--bin", PROXY],
+            // The tests of a `redis` build drive the proxy's `--redis-*` flags.
+            if cfg!(feature = "redis") {
+                vec![
+                    "-p",
+                    "tower-proxy-auth-proxy",
+                    "--bin",
+                    PROXY,
+                    "--features",
+                    "redis",
+                ]
+            } else {
+                vec!["-p", "tower-proxy-auth-proxy", "--bin", PROXY]
+            },
         )
     } else {
         (
@@ -762,7 +777,8 @@ impl RawResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The first Digest challenge among the `Proxy-Authenticate` fields for `algorithm`.
+    /// The first Digest challenge for `algorithm` (`SHA-256`) among the `Proxy-Authenticate`
+    /// fields, then the `WWW-Authenticate` ones.
     ///
     /// # Panics
     ///
@@ -770,6 +786,7 @@ impl RawResponse {
     pub fn digest_challenge(&self, algorithm: &str) -> String {
         self.header_values("proxy-authenticate")
             .into_iter()
+            .chain(self.header_values("www-authenticate"))
             .find(|c| {
                 c.starts_with("Digest ")
                     && challenge_params(c)
@@ -1092,6 +1109,31 @@ pub async fn curl(args: &[&str]) -> CurlOutput {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Log lines.
+
+/// Log lines written by a `tracing_subscriber::fmt()` subscriber
+/// (`.with_writer(move || lines.clone())`).
+#[derive(Clone, Default)]
+pub struct LogLines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogLines {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Serving a tower service.
 
 /// Serves `service` over HTTP/1.1 on 127.0.0.1 port 0 (with upgrades), inserting each
@@ -1151,3 +1193,34 @@ pub use tls_origin::{openssl, self_signed_certificate, spki_sha256_base64, TlsOr
 mod relay;
 #[allow(unused_imports)] // not every test binary uses the relay
 pub use relay::{LoopbackRelay, RelayedRequest};
+/// Awaits `response`, asserting that it came within `bound` (a request that must not wait
+/// for a server that fails).
+pub async fn answered_within(
+    bound: Duration,
+    response: impl std::future::Future<Output = RawResponse>,
+) -> RawResponse {
+    let start = Instant::now();
+    let response = response.await;
+    assert!(
+        start.elapsed() < bound,
+        "a request waited {:?} (status {})",
+        start.elapsed(),
+        response.status
+    );
+    response
+}
+
+/// Whether `response` is a 407 whose `algorithm` challenge says `stale=true` (RFC 7616 §3.3:
+/// the nonce was good but is not taken; the client retries with the new one).
+pub fn digest_stale(response: &RawResponse, algorithm: &str) -> bool {
+    response.status == 407
+        && challenge_params(&response.digest_challenge(algorithm))
+            .get("stale")
+            .is_some_and(|s| s == "true")
+}
+
+/// Whether `response` is a 407 without `stale=true`: the credentials are refused (a replay, a
+/// wrong password), not merely out of date.
+pub fn digest_refused(response: &RawResponse, algorithm: &str) -> bool {
+    response.status == 407 && !digest_stale(response, algorithm)
+}

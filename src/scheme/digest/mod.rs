@@ -14,7 +14,11 @@
 //!   the key: an altered or forged one is refused (and counted as a failure); an authentic one
 //!   past its lifetime whose response is otherwise right gets a fresh nonce and `stale=true`.
 //! - **Replays**: each (nonce, nc) is accepted once ([`ReplayStore`]; counts may arrive out of
-//!   order within a window of 128).
+//!   order within a window of 128). With a store shared by several instances (for example
+//!   on Redis, `shared::redis` with the cargo feature `redis`), any instance takes any nonce;
+//!   while that store cannot be reached, each instance issues nonces of its own and tracks
+//!   them in its memory ([`ReplayStore::is_available`]), and a nonce whose count cannot be
+//!   checked is never accepted.
 //! - **On success**: `Proxy-Authentication-Info` (origin: `Authentication-Info`) with
 //!   `rspauth`, `qop`, `cnonce` and `nc` (§3.5).
 //! - **Not offered**: `qop=auth-int` (integrity of the body: the layer never reads bodies),
@@ -48,7 +52,7 @@ use super::{AttemptKey, Scheme, Setup, Verdict};
 use crate::outcome::{Answer, ValidatorError};
 use crate::secret::ct_eq_bytes;
 use crate::syntax::{ChallengeBuilder, Credentials, CredentialsData};
-use nonce::{NonceCheck, Nonces};
+use nonce::{NonceCheck, Nonces, Tracked};
 use response::{names_request_target, DigestResponse};
 
 /// The algorithms offered by default, in challenge order: SHA-256, then MD5.
@@ -85,6 +89,10 @@ pub struct Digest {
     key: Option<NonceKey>,
     lifetime: Duration,
     replay: Option<Arc<dyn ReplayStore>>,
+    /// Where the counts of nonces naming this instance are kept: the replay store itself when
+    /// it is local, this process's memory when it is shared (for nonces issued while it could
+    /// not be reached).
+    here: Option<Arc<dyn ReplayStore>>,
     userhash: bool,
     realm: Arc<str>,
     nonces: Option<Arc<Nonces>>,
@@ -99,6 +107,7 @@ impl Digest {
             key: None,
             lifetime: DEFAULT_NONCE_LIFETIME,
             replay: None,
+            here: None,
             userhash: false,
             realm: Arc::from(""),
             nonces: None,
@@ -226,8 +235,17 @@ impl Scheme for Digest {
                 self.lifetime,
             ))
         });
-        let nonces = Nonces::new(key, &self.realm, self.lifetime, !replay.is_shared())
-            .map_err(|e| e.to_string())?;
+        let shared = replay.is_shared();
+        let nonces =
+            Nonces::new(key, &self.realm, self.lifetime, shared).map_err(|e| e.to_string())?;
+        self.here = Some(if shared {
+            Arc::new(MemoryReplayStore::new(
+                DEFAULT_REPLAY_CAPACITY,
+                self.lifetime,
+            ))
+        } else {
+            replay.clone()
+        });
         self.replay = Some(replay);
         self.nonces = Some(Arc::new(nonces));
         Ok(())
@@ -324,8 +342,8 @@ impl Scheme for Digest {
         let Some(identity) = identity.filter(|_| bool::from(right)) else {
             return Answer::Ready(Verdict::Reject);
         };
-        let id = match attempt.nonce {
-            NonceCheck::Fresh(id) => id,
+        let (id, tracked) = match attempt.nonce {
+            NonceCheck::Fresh(id, tracked) => (id, tracked),
             // Right response, old or foreign nonce: a fresh one, without asking the user.
             NonceCheck::Expired(_) | NonceCheck::Foreign(_) => {
                 return Answer::Ready(Verdict::Stale)
@@ -342,7 +360,11 @@ impl Scheme for Digest {
                 .token("nc", r.nc_text())
                 .finish()
         };
-        let Some(store) = self.replay() else {
+        let store = match tracked {
+            Tracked::Shared => self.replay(),
+            Tracked::Here => self.here.as_ref(),
+        };
+        let Some(store) = store.cloned() else {
             return Answer::Ready(Verdict::Unavailable(ValidatorError::new(
                 "Digest used before the layer was built",
             )));
@@ -359,7 +381,10 @@ impl Scheme for Digest {
                 },
                 Ok(ReplayVerdict::Forgotten) => Verdict::Stale,
                 Ok(_) => Verdict::Reject,
-                // The count could not be checked: never accepted.
+                // The count could not be checked: never accepted. When the shared store is
+                // out of reach, the next nonce is this instance's own: `stale=true` lets the
+                // client retry with it without asking the user.
+                Err(_) if tracked == Tracked::Shared && !store.is_available() => Verdict::Stale,
                 Err(error) => Verdict::Unavailable(error),
             })
     }
@@ -368,12 +393,14 @@ impl Scheme for Digest {
         let Some(nonces) = self.nonces() else {
             return;
         };
+        // A shared store out of reach: nonces this instance can track on its own.
+        let here = self.replay().is_some_and(|store| !store.is_available());
         for algorithm in &self.algorithms {
             let mut challenge = ChallengeBuilder::new("Digest")
                 .quoted("realm", self.realm.as_bytes())
                 .quoted("qop", "auth")
                 .token("algorithm", algorithm.as_str())
-                .quoted("nonce", nonces.issue())
+                .quoted("nonce", nonces.issue(here))
                 .token("charset", "UTF-8");
             if self.userhash {
                 challenge = challenge.token("userhash", "true");

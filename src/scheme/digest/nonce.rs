@@ -14,9 +14,12 @@
 //!   forged nonce fails the tag.
 //! - The counter (with the instance and the time) makes every nonce unique; it need not be
 //!   secret, the tag is what a client cannot make.
-//! - `instance` is 0 when the replay store is shared by every instance (any of them may take
-//!   the nonce), and a random per-process number when it is local, so that another instance
-//!   can tell "not mine" and answer `stale=true` instead of a false failure.
+//! - `instance` is 0 when the nonce's counts are kept in a replay store shared by every
+//!   instance (any of them may take the nonce), and this process's random number when they are
+//!   kept in its own memory: always with a local replay store, and with a shared one while it
+//!   cannot be reached (see [`ReplayStore::is_available`](super::ReplayStore::is_available)).
+//!   Another instance then tells "not mine" and answers `stale=true` instead of a false
+//!   failure.
 //! - The tag's first 16 bytes name the nonce in the replay store: no secret material is stored.
 //!
 //! The key is derived from the material given (bytes or a file) by HMAC-SHA-256 with its own
@@ -199,13 +202,22 @@ pub struct NonceId {
     pub issued_ms: u64,
 }
 
+/// Where the counts of a nonce are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tracked {
+    /// In the replay store every instance shares.
+    Shared,
+    /// In this instance's own memory (the nonce names this instance).
+    Here,
+}
+
 /// What checking a nonce found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NonceCheck {
     /// Not a nonce this key made: forged, altered, or from the far future.
     Invalid,
-    /// Authentic and within its lifetime.
-    Fresh(NonceId),
+    /// Authentic and within its lifetime, its counts kept where the second field says.
+    Fresh(NonceId, Tracked),
     /// Authentic but older than its lifetime: `stale=true` if the response is right.
     Expired(NonceId),
     /// Authentic, issued by another instance whose replay store this one cannot see: answered
@@ -218,8 +230,11 @@ pub(crate) struct Nonces {
     key: NonceKey,
     realm: Vec<u8>,
     lifetime: Duration,
-    /// 0 when the replay store is shared by every instance.
+    /// This process's number, never 0 (which names the shared store).
     instance: u64,
+    /// Whether the replay store is shared by every instance (nonces naming instance 0 are
+    /// taken then).
+    shared: bool,
     counter: AtomicU64,
 }
 
@@ -230,38 +245,43 @@ fn now_ms() -> u64 {
 }
 
 impl Nonces {
+    /// Nonces for `realm` under `key`; `shared` when the replay store is shared by every
+    /// instance.
     pub(crate) fn new(
         key: NonceKey,
         realm: &str,
         lifetime: Duration,
-        local: bool,
+        shared: bool,
     ) -> Result<Self, RandomSourceError> {
-        let instance = if local {
-            // Never 0, which means "shared".
-            u64::from_be_bytes(random_bytes()?) | 1
-        } else {
-            0
-        };
+        // Never 0, which names the shared store.
+        let instance = u64::from_be_bytes(random_bytes()?) | 1;
         let start: [u8; 8] = random_bytes()?;
         Ok(Self {
             key,
             realm: realm.as_bytes().to_vec(),
             lifetime,
             instance,
+            shared,
             counter: AtomicU64::new(u64::from_be_bytes(start)),
         })
     }
 
-    /// A new nonce, as it is written in a challenge.
-    pub(crate) fn issue(&self) -> String {
-        self.issue_at(now_ms())
+    /// A new nonce, as it is written in a challenge. `here`: its counts are to be kept in this
+    /// instance's memory even though the replay store is shared (it cannot be reached now).
+    pub(crate) fn issue(&self, here: bool) -> String {
+        self.issue_at(now_ms(), here)
     }
 
-    fn issue_at(&self, issued_ms: u64) -> String {
+    fn issue_at(&self, issued_ms: u64, here: bool) -> String {
+        let instance = if self.shared && !here {
+            0
+        } else {
+            self.instance
+        };
         let mut bytes = [0u8; LEN];
         bytes[0] = VERSION;
         bytes[1..9].copy_from_slice(&issued_ms.to_be_bytes());
-        bytes[9..17].copy_from_slice(&self.instance.to_be_bytes());
+        bytes[9..17].copy_from_slice(&instance.to_be_bytes());
         bytes[17..25].copy_from_slice(&self.counter.fetch_add(1, Relaxed).to_be_bytes());
         let tag = self.key.tag(&self.realm, &bytes[..25]);
         bytes[25..].copy_from_slice(&tag);
@@ -300,10 +320,12 @@ impl Nonces {
         let lifetime_ms = u64::try_from(self.lifetime.as_millis()).unwrap_or(u64::MAX);
         if now_ms.saturating_sub(issued_ms) > lifetime_ms {
             NonceCheck::Expired(nonce)
-        } else if instance != self.instance {
-            NonceCheck::Foreign(nonce)
+        } else if instance == self.instance {
+            NonceCheck::Fresh(nonce, Tracked::Here)
+        } else if instance == 0 && self.shared {
+            NonceCheck::Fresh(nonce, Tracked::Shared)
         } else {
-            NonceCheck::Fresh(nonce)
+            NonceCheck::Foreign(nonce)
         }
     }
 
@@ -317,22 +339,24 @@ impl Nonces {
 mod tests {
     use super::*;
 
-    fn nonces(key: &NonceKey, local: bool) -> Nonces {
-        Nonces::new(key.clone(), "proxy", Duration::from_secs(300), local).unwrap()
+    const SHARED: bool = true;
+
+    fn nonces(key: &NonceKey, shared: bool) -> Nonces {
+        Nonces::new(key.clone(), "proxy", Duration::from_secs(300), shared).unwrap()
     }
 
     #[test]
     fn issued_nonces_check_and_any_change_fails() {
         let key = NonceKey::random().unwrap();
-        let n = nonces(&key, false);
-        let nonce = n.issue_at(1_000_000);
+        let n = nonces(&key, SHARED);
+        let nonce = n.issue_at(1_000_000, false);
         assert_eq!(nonce.len(), 55);
-        let NonceCheck::Fresh(id) = n.check_at(nonce.as_bytes(), 1_000_500) else {
+        let NonceCheck::Fresh(id, Tracked::Shared) = n.check_at(nonce.as_bytes(), 1_000_500) else {
             panic!("fresh")
         };
         assert_eq!(id.issued_ms, 1_000_000);
         // Every nonce is unique.
-        assert_ne!(n.issue_at(1_000_000), nonce);
+        assert_ne!(n.issue_at(1_000_000, false), nonce);
         // Any changed character fails the tag.
         for i in 0..nonce.len() {
             let mut altered = nonce.clone().into_bytes();
@@ -351,8 +375,8 @@ mod tests {
     #[test]
     fn lifetime_other_keys_realms_and_instances() {
         let key = NonceKey::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap();
-        let shared = nonces(&key, false);
-        let nonce = shared.issue_at(1_000_000);
+        let shared = nonces(&key, SHARED);
+        let nonce = shared.issue_at(1_000_000, false);
         assert!(matches!(
             shared.check_at(nonce.as_bytes(), 1_000_000 + 301_000),
             NonceCheck::Expired(_)
@@ -365,31 +389,64 @@ mod tests {
         // The same key in another process accepts it; another key or realm does not.
         let same = NonceKey::from_bytes(b"  0123456789abcdef0123456789abcdef\n").unwrap();
         assert!(matches!(
-            nonces(&same, false).check_at(nonce.as_bytes(), 1_000_001),
-            NonceCheck::Fresh(_)
+            nonces(&same, SHARED).check_at(nonce.as_bytes(), 1_000_001),
+            NonceCheck::Fresh(..)
         ));
         let other = NonceKey::from_bytes(b"another key, another instance set").unwrap();
         assert_eq!(
-            nonces(&other, false).check_at(nonce.as_bytes(), 1_000_001),
+            nonces(&other, SHARED).check_at(nonce.as_bytes(), 1_000_001),
             NonceCheck::Invalid
         );
         let other_realm =
-            Nonces::new(key.clone(), "elsewhere", Duration::from_secs(300), false).unwrap();
+            Nonces::new(key.clone(), "elsewhere", Duration::from_secs(300), SHARED).unwrap();
         assert_eq!(
             other_realm.check_at(nonce.as_bytes(), 1_000_001),
             NonceCheck::Invalid
         );
         // Instances with local replay stores tell their own nonces from others'.
-        let a = nonces(&key, true);
-        let b = nonces(&key, true);
-        let from_a = a.issue_at(1_000_000);
+        let a = nonces(&key, !SHARED);
+        let b = nonces(&key, !SHARED);
+        let from_a = a.issue_at(1_000_000, false);
         assert!(matches!(
             a.check_at(from_a.as_bytes(), 1_000_001),
-            NonceCheck::Fresh(_)
+            NonceCheck::Fresh(_, Tracked::Here)
         ));
         assert!(matches!(
             b.check_at(from_a.as_bytes(), 1_000_001),
             NonceCheck::Foreign(_)
+        ));
+        // A local instance never takes a nonce meant for a shared store (a fleet that mixes
+        // stores would let a replay through the local one).
+        assert!(matches!(
+            a.check_at(nonce.as_bytes(), 1_000_001),
+            NonceCheck::Foreign(_)
+        ));
+    }
+
+    #[test]
+    fn with_a_shared_store_out_of_reach_nonces_name_their_instance() {
+        let key = NonceKey::random().unwrap();
+        let (a, b) = (nonces(&key, SHARED), nonces(&key, SHARED));
+        let shared = a.issue_at(1_000_000, false);
+        let here = a.issue_at(1_000_000, true);
+        assert!(matches!(
+            b.check_at(shared.as_bytes(), 1_000_001),
+            NonceCheck::Fresh(_, Tracked::Shared)
+        ));
+        assert!(matches!(
+            a.check_at(here.as_bytes(), 1_000_001),
+            NonceCheck::Fresh(_, Tracked::Here)
+        ));
+        assert!(matches!(
+            b.check_at(here.as_bytes(), 1_000_001),
+            NonceCheck::Foreign(_)
+        ));
+        // With a local store, `here` changes nothing: every nonce names the instance.
+        let local = nonces(&key, !SHARED);
+        let n = local.issue_at(1_000_000, false);
+        assert!(matches!(
+            local.check_at(n.as_bytes(), 1_000_001),
+            NonceCheck::Fresh(_, Tracked::Here)
         ));
     }
 

@@ -50,6 +50,16 @@ pub trait ReplayStore: Send + Sync + 'static {
     fn is_shared(&self) -> bool {
         false
     }
+
+    /// Whether a shared store can check counts now (default: always). While it cannot (its
+    /// server is unreachable), new nonces name the issuing instance and their counts are kept
+    /// in that instance's memory, so each instance keeps serving its own clients; a nonce
+    /// meant for the shared store whose count cannot be checked is answered with `stale=true`
+    /// and a nonce of the instance's own, never accepted. A store that answers an error while
+    /// this stays `true` gets 503 instead.
+    fn is_available(&self) -> bool {
+        true
+    }
 }
 
 /// The window of one nonce: the highest count seen, and which of the 128 counts up to it were.
