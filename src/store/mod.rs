@@ -4,11 +4,16 @@
 //! - [`Htpasswd`](htpasswd::Htpasswd): an Apache/nginx htpasswd file, reloaded when it changes
 //!   (cargo feature `htpasswd`).
 //! - [`Htdigest`]: an Apache htdigest file of Digest HA1s, reloaded when it changes.
+//! - [`squid_helper`]: Squid's authentication helpers, run as child processes (cargo feature
+//!   `squid-helper`).
 
 pub mod htdigest;
 #[cfg(feature = "htpasswd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "htpasswd")))]
 pub mod htpasswd;
+#[cfg(feature = "squid-helper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "squid-helper")))]
+pub mod squid_helper;
 mod static_users;
 pub(crate) mod watch;
 

@@ -1010,3 +1010,78 @@ impl DigestAnswer<'_> {
         (value, response(""))
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Programs from Debian packages.
+
+/// The path of `program` from Debian package `package`: the first executable file of that name
+/// on `PATH`, then in each of `package_dirs` (where the package puts programs that are not on
+/// `PATH`, such as Squid's helpers in `/usr/lib/squid`).
+///
+/// # Panics
+///
+/// When it is nowhere, naming the package to install.
+pub fn program_from_package(program: &str, package: &str, package_dirs: &[&str]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain(package_dirs.iter().map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|path| executable(path))
+        .unwrap_or_else(|| {
+            panic!(
+                "{program} not found on PATH nor in {package_dirs:?}: install Debian's \
+                 {package} package (apt-get install -y {package})"
+            )
+        })
+}
+
+/// One of Squid's helper programs (`basic_ncsa_auth`, `digest_file_auth`, `helper-mux`), from
+/// Debian's `squid` package.
+pub fn squid_helper(name: &str) -> PathBuf {
+    program_from_package(
+        name,
+        "squid",
+        &["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"],
+    )
+}
+
+/// Runs `program` (from Debian package `package`) with `args` to its end (bounded), panicking
+/// with its stderr unless it succeeds.
+pub fn run_tool(program: &str, package: &str, args: &[&std::ffi::OsStr]) -> String {
+    let path = program_from_package(program, package, &[]);
+    let child = Command::new(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = finished
+        .recv_timeout(TIMEOUT)
+        .unwrap_or_else(|_| panic!("{program} did not finish in time"))
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes a shell script named `name` into `dir`, to be run as `sh <path>` (not executed
+/// itself: a file just written can be "busy" for exec while another thread forks).
+pub fn write_script(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write script");
+    path
+}
