@@ -1,0 +1,312 @@
+//! Forward-auth against a small real auth service (an axum app on 127.0.0.1 started by each
+//! test), through a real layer served on 127.0.0.1: allow with identity and data, reject,
+//! forbid, a 500, an answer slower than the timeout, a refused connection, what the service
+//! receives, the bound on requests in flight, and the cache.
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::{AppendHeaders, IntoResponse};
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tower::ServiceBuilder;
+use tower_proxy_auth::store::forward_auth::{ForwardAuth, ForwardAuthError, ForwardAuthHeaders};
+use tower_proxy_auth::{BasicCredentials, Identity, Party, ProxyAuthLayer, Validation, Validator};
+
+use support::{basic, closed_port, curl, proxy_get, request_head, serve, RawConn};
+
+/// What the auth service received: method, path and fields of each request.
+type Received = Arc<Mutex<Vec<(String, String, HeaderMap)>>>;
+
+/// The auth service: decides by the Basic credentials in `field`.
+///
+/// `alice:s3cret` → 200 with `x-auth-user: alice@corp` and two `x-auth-groups`; `noname:pw`
+/// → 200 without them; `bob:*` → 403; `boom:*` → 500; `slow:*` → 200 after 2 s; anything
+/// else → 401.
+async fn auth_service(field: &'static str) -> (SocketAddr, Received) {
+    let received: Received = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/verify",
+            axum::routing::any(
+                move |State(received): State<Received>,
+                      method: http::Method,
+                      uri: http::Uri,
+                      headers: HeaderMap| async move {
+                    received.lock().unwrap().push((
+                        method.to_string(),
+                        uri.to_string(),
+                        headers.clone(),
+                    ));
+                    let decoded = headers
+                        .get(field)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split_once(' '))
+                        .and_then(|(_, token)| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(token.trim())
+                                .ok()
+                        })
+                        .map(|d| String::from_utf8_lossy(&d).into_owned())
+                        .unwrap_or_default();
+                    let (user, password) = decoded.split_once(':').unwrap_or(("", ""));
+                    match (user, password) {
+                        ("alice", "s3cret") => (
+                            StatusCode::OK,
+                            AppendHeaders([
+                                ("x-auth-user", "alice@corp"),
+                                ("x-auth-groups", "staff"),
+                                ("x-auth-groups", "ops"),
+                            ]),
+                            "ok",
+                        )
+                            .into_response(),
+                        ("noname", "pw") => StatusCode::NO_CONTENT.into_response(),
+                        ("bob", _) => StatusCode::FORBIDDEN.into_response(),
+                        ("boom", _) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                        ("slow", _) => {
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                            StatusCode::OK.into_response()
+                        }
+                        _ => StatusCode::UNAUTHORIZED.into_response(),
+                    }
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, received)
+}
+
+/// The layer in front of a service that answers `hello <user> [<groups>]`.
+async fn start(layer: ProxyAuthLayer) -> SocketAddr {
+    serve(
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|req: http::Request<_>| {
+                let identity = req.extensions().get::<Identity>();
+                let who = identity.map(|i| i.user().to_owned()).unwrap_or_default();
+                let groups = identity
+                    .and_then(|i| i.get::<ForwardAuthHeaders>())
+                    .map(|h| {
+                        h.headers()
+                            .get_all("x-auth-groups")
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                async move {
+                    Ok::<_, Infallible>(http::Response::new(format!("hello {who} [{groups}]")))
+                }
+            }),
+    )
+    .await
+}
+
+fn forward_auth(service: SocketAddr) -> tower_proxy_auth::store::forward_auth::ForwardAuthBuilder {
+    ForwardAuth::to(format!("http://{service}/verify"))
+        .identity_from(HeaderName::from_static("x-auth-user"))
+        .keep_response_header(HeaderName::from_static("x-auth-groups"))
+        .copy_header(HeaderName::from_static("x-request-id"))
+        .timeout(Duration::from_millis(500))
+}
+
+async fn get(addr: SocketAddr, user: &str, password: &str) -> (u16, String) {
+    let auth = basic(user, password.as_bytes());
+    let response = proxy_get(
+        addr,
+        "http://origin.test/",
+        &[("Proxy-Authorization", &auth)],
+    )
+    .await;
+    (response.status, response.text())
+}
+
+#[tokio::test]
+async fn the_service_allows_with_identity_and_data_and_receives_the_request_facts() {
+    let (service, received) = auth_service("authorization").await;
+    let validator = forward_auth(service).build().unwrap();
+    let addr = start(ProxyAuthLayer::new(validator.clone())).await;
+
+    // curl through the layer.
+    let out = curl(&[
+        "-x",
+        &format!("http://{addr}"),
+        "-U",
+        "alice:s3cret",
+        "-H",
+        "X-Request-Id: r-17",
+        "-H",
+        "X-Forwarded-For: 203.0.113.9",
+        "http://origin.test/page?q=1",
+    ])
+    .await;
+    out.assert_success();
+    assert_eq!(out.stdout, "hello alice@corp [staff,ops]");
+
+    let (method, path, headers) = received.lock().unwrap()[0].clone();
+    assert_eq!((method.as_str(), path.as_str()), ("GET", "/verify"));
+    let field = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("authorization"), [basic("alice", b"s3cret")]);
+    assert_eq!(field("x-forwarded-method"), ["GET"]);
+    assert_eq!(field("x-forwarded-uri"), ["http://origin.test/page?q=1"]);
+    // The client's own X-Forwarded-For is not passed on: the address is the connection's.
+    assert_eq!(field("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(field("x-request-id"), ["r-17"]);
+    assert!(field("proxy-authorization").is_empty());
+
+    // The allow is remembered: the service is not asked again.
+    assert_eq!(get(addr, "alice", "s3cret").await.0, 200);
+    assert_eq!(received.lock().unwrap().len(), 1);
+    assert_eq!(validator.stats().hits, 1);
+
+    // A 2xx without the identity field: the user-id.
+    assert_eq!(
+        get(addr, "noname", "pw").await,
+        (200, "hello noname []".into())
+    );
+}
+
+#[tokio::test]
+async fn reject_forbid_500_slow_and_refused_get_their_defined_answers() {
+    let (service, _) = auth_service("authorization").await;
+    let addr = start(ProxyAuthLayer::new(forward_auth(service).build().unwrap())).await;
+    assert_eq!(get(addr, "alice", "wrong").await.0, 407);
+    assert_eq!(get(addr, "mallory", "x").await.0, 407);
+    assert_eq!(get(addr, "bob", "x").await.0, 403);
+    assert_eq!(get(addr, "boom", "x").await.0, 503);
+    let started = Instant::now();
+    assert_eq!(get(addr, "slow", "x").await.0, 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "the 500 ms timeout ended the check ({:?})",
+        started.elapsed()
+    );
+    // Still serving after all that.
+    assert_eq!(get(addr, "alice", "s3cret").await.0, 200);
+
+    let refused = ForwardAuth::to(format!("http://127.0.0.1:{}/verify", closed_port()))
+        .build()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(refused)).await;
+    assert_eq!(get(addr, "alice", "s3cret").await.0, 503);
+}
+
+#[tokio::test]
+async fn the_credentials_line_is_passed_unchanged_in_the_configured_field() {
+    let (service, received) = auth_service("x-proxy-credentials").await;
+    let validator = forward_auth(service)
+        .send_credentials_in(HeaderName::from_static("x-proxy-credentials"))
+        .with_header(
+            HeaderName::from_static("x-service-key"),
+            HeaderValue::from_static("k-42"),
+        )
+        .build()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(validator)).await;
+    // Another spelling of the same credentials than the canonical one.
+    let token = support::base64_encode(b"alice:s3cret");
+    let value = format!("BASIC {}", token.trim_end_matches('='));
+    let response = proxy_get(
+        addr,
+        "http://origin.test/",
+        &[("Proxy-Authorization", value.as_str())],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let (_, _, headers) = received.lock().unwrap()[0].clone();
+    assert_eq!(headers["x-proxy-credentials"], value.as_str());
+    assert_eq!(headers["x-service-key"], "k-42");
+    assert!(headers.get("authorization").is_none());
+}
+
+/// An origin's layer reads `Authorization`; a `Proxy-Authorization` with other credentials in
+/// the same request must not be what the service is asked about (the answer is remembered
+/// under the credentials the layer read).
+#[tokio::test]
+async fn only_the_credentials_being_checked_are_forwarded() {
+    let (service, received) = auth_service("authorization").await;
+    let layer = ProxyAuthLayer::builder(forward_auth(service).build().unwrap())
+        .party(Party::Origin)
+        .build()
+        .unwrap();
+    let addr = start(layer).await;
+    let checked = basic("mallory", b"guess");
+    let other = basic("alice", b"s3cret");
+    let mut conn = RawConn::connect(addr).await;
+    conn.send(request_head(
+        "GET",
+        "/api",
+        &[
+            ("Host", "origin.test"),
+            ("Authorization", &checked),
+            ("Proxy-Authorization", &other),
+        ],
+    ))
+    .await;
+    let response = conn.read_response_to("GET").await;
+    assert_eq!(response.status, 401);
+    let (_, _, headers) = received.lock().unwrap()[0].clone();
+    assert_eq!(headers["authorization"], checked.as_str());
+}
+
+#[tokio::test]
+async fn beyond_the_bound_a_check_is_refused_at_once_as_overloaded() {
+    let (service, _) = auth_service("authorization").await;
+    let validator = forward_auth(service)
+        .timeout(Duration::from_secs(5))
+        .max_in_flight(1)
+        .queue(1)
+        .build()
+        .unwrap();
+    let parts = http::Request::new(()).into_parts().0;
+    let creds = |u: &str| BasicCredentials::new(u, "x").unwrap();
+    let Validation::Pending(first) = validator.validate(&creds("slow"), &parts) else {
+        panic!("pending")
+    };
+    let first = tokio::spawn(first);
+    let Validation::Pending(second) = validator.validate(&creds("bob"), &parts) else {
+        panic!("pending")
+    };
+    match validator.validate(&creds("boom"), &parts) {
+        Validation::Ready(Err(error)) => assert!(error.is_overloaded(), "{error}"),
+        other => panic!("not refused at once: {other:?}"),
+    }
+    assert!(first.await.unwrap().is_ok());
+    assert!(second.await.is_ok());
+    assert_eq!(validator.get_ref().in_use(), 0);
+}
+
+#[test]
+fn unusable_urls_are_refused_when_built_without_echoing_user_information() {
+    let error = ForwardAuth::to("ftp://auth.test/verify")
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, ForwardAuthError::Url { .. }), "{error}");
+    let error = ForwardAuth::to("not a url").build().unwrap_err();
+    assert!(error.to_string().contains("not a URI"), "{error}");
+    let error = ForwardAuth::to("http://svc:hunter2@auth.test/verify")
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("user information"), "{error}");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    let error = ForwardAuth::to("https://auth.test/")
+        .trust_ca_pem(b"not a certificate")
+        .unwrap_err();
+    assert!(matches!(error, ForwardAuthError::CaFile { .. }), "{error}");
+}
