@@ -31,6 +31,10 @@ use crate::validator::Validator;
 /// A request line longer than Squid's helpers read (8 KB, with the escaping) is rejected
 /// without asking them. Passwords travel only through the children's stdin: never in their
 /// arguments or environment, never in a log line.
+///
+/// An unknown user costs what the helper makes it cost: `basic_ncsa_auth` answers `ERR No such
+/// user` without hashing anything, so its answer time tells whether a user exists, as it does
+/// behind Squid. The failure throttle limits how many such probes a client can make.
 #[derive(Clone)]
 pub struct BasicHelper {
     pool: Arc<Pool>,
@@ -89,9 +93,14 @@ fn decide(name: &str, user: Arc<str>, reply: &Reply) -> Result<Decision, Validat
                 Some(named) if !named.is_empty() => Identity::new(named),
                 _ => Identity::new(user),
             };
-            Ok(Decision::Allow(
-                identity.with(HelperNotes::from_reply(reply)),
-            ))
+            let notes = HelperNotes::from_reply(reply);
+            // An identity without data clones without allocating (it is cloned per cache hit).
+            let identity = if notes.is_empty() {
+                identity
+            } else {
+                identity.with(notes)
+            };
+            Ok(Decision::Allow(identity))
         }
         Code::Err => {
             if let Some(message) = reply.message() {

@@ -368,8 +368,9 @@ impl fmt::Display for SquidHelperError {
 impl std::error::Error for SquidHelperError {}
 
 /// The `key=value` pairs of a helper's `OK` reply (`user=`, `group=`, `tag=`, custom `name_=`
-/// pairs…), attached to the [`Identity`](crate::Identity) of an accepted request; read them
-/// with `identity.get::<HelperNotes>()`. `message`, `password` and `ha1` are left out.
+/// pairs…), attached to the [`Identity`](crate::Identity) of an accepted request when there
+/// are any; read them with `identity.get::<HelperNotes>()`. `message`, `password` and `ha1`
+/// are left out.
 ///
 /// ```
 /// # use tower_proxy_auth::store::squid_helper::HelperNotes;
