@@ -310,3 +310,156 @@ fn unusable_urls_are_refused_when_built_without_echoing_user_information() {
         .unwrap_err();
     assert!(matches!(error, ForwardAuthError::CaFile { .. }), "{error}");
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made by openssl: the paths of the CA's
+/// certificate, the server's certificate and its key.
+fn test_pki(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    use std::ffi::OsStr;
+    let path = |name: &str| dir.join(name);
+    std::fs::write(
+        path("ca.cnf"),
+        "[req]\ndistinguished_name = dn\nx509_extensions = v3_ca\nprompt = no\n\
+         [dn]\nCN = forward-auth test CA\n\
+         [v3_ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+         subjectKeyIdentifier = hash\n",
+    )
+    .unwrap();
+    std::fs::write(
+        path("server.ext"),
+        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
+         keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&OsStr]| support::run_tool("openssl", "openssl", args);
+    let ec = [
+        OsStr::new("-newkey"),
+        OsStr::new("ec"),
+        OsStr::new("-pkeyopt"),
+    ];
+    let curve = OsStr::new("ec_paramgen_curve:prime256v1");
+    let (ca, ca_key) = (path("ca.pem"), path("ca.key"));
+    let (cert, key, csr) = (path("server.pem"), path("server.key"), path("server.csr"));
+    let mut args: Vec<&OsStr> = vec!["req".as_ref(), "-x509".as_ref(), "-config".as_ref()];
+    let cnf = path("ca.cnf");
+    args.extend([cnf.as_os_str()]);
+    args.extend(ec);
+    args.extend([curve, "-nodes".as_ref(), "-days".as_ref(), "2".as_ref()]);
+    args.extend([
+        "-keyout".as_ref(),
+        ca_key.as_os_str(),
+        "-out".as_ref(),
+        ca.as_os_str(),
+    ]);
+    openssl(&args);
+    let mut args: Vec<&OsStr> = vec!["req".as_ref(), "-new".as_ref()];
+    args.extend(ec);
+    args.extend([
+        curve,
+        "-nodes".as_ref(),
+        "-subj".as_ref(),
+        "/CN=127.0.0.1".as_ref(),
+    ]);
+    args.extend([
+        "-keyout".as_ref(),
+        key.as_os_str(),
+        "-out".as_ref(),
+        csr.as_os_str(),
+    ]);
+    openssl(&args);
+    let ext = path("server.ext");
+    openssl(&[
+        "x509".as_ref(),
+        "-req".as_ref(),
+        "-in".as_ref(),
+        csr.as_os_str(),
+        "-CA".as_ref(),
+        ca.as_os_str(),
+        "-CAkey".as_ref(),
+        ca_key.as_os_str(),
+        "-CAcreateserial".as_ref(),
+        "-days".as_ref(),
+        "2".as_ref(),
+        "-extfile".as_ref(),
+        ext.as_os_str(),
+        "-out".as_ref(),
+        cert.as_os_str(),
+    ]);
+    [ca, cert, key]
+}
+
+/// An auth service over TLS on 127.0.0.1: 200 with `x-auth-user: alice@tls` for
+/// `alice:s3cret`, 401 otherwise.
+async fn tls_auth_service(cert: &std::path::Path, key: &std::path::Path) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|req: http::Request<_>| async move {
+                    let good = req
+                        .headers()
+                        .get("authorization")
+                        .is_some_and(|v| v == basic("alice", b"s3cret").as_str());
+                    let mut response =
+                        http::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+                    if good {
+                        response
+                            .headers_mut()
+                            .insert("x-auth-user", HeaderValue::from_static("alice@tls"));
+                    } else {
+                        *response.status_mut() = StatusCode::UNAUTHORIZED;
+                    }
+                    Ok::<_, Infallible>(response)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn https_with_a_configured_ca_and_not_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key] = test_pki(dir.path());
+    let service = tls_auth_service(&cert, &key).await;
+    let url = format!("https://127.0.0.1:{}/verify", service.port());
+    let trusted = ForwardAuth::to(url.clone())
+        .identity_from(HeaderName::from_static("x-auth-user"))
+        .trust_ca_pem_file(&ca)
+        .unwrap()
+        .build()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(trusted)).await;
+    assert_eq!(
+        get(addr, "alice", "s3cret").await,
+        (200, "hello alice@tls []".into())
+    );
+    assert_eq!(get(addr, "alice", "wrong").await.0, 407);
+    // Mozilla's roots do not know the test CA: the certificate is refused, 503.
+    let untrusted = ForwardAuth::to(url).build().unwrap();
+    let addr = start(ProxyAuthLayer::new(untrusted)).await;
+    assert_eq!(get(addr, "alice", "s3cret").await.0, 503);
+}
