@@ -4,9 +4,9 @@
 //! - [`Htpasswd`](htpasswd::Htpasswd): an Apache/nginx htpasswd file, reloaded when it changes
 //!   (cargo feature `htpasswd`).
 //! - [`Htdigest`]: an Apache htdigest file of Digest HA1s, reloaded when it changes.
-//! - [`squid_helper`]: Squid's authentication helpers, run as child processes (cargo feature
+//! - `squid_helper`: Squid's authentication helpers, run as child processes (cargo feature
 //!   `squid-helper`).
-//! - [`forward_auth`]: an HTTP auth service asked for each check (cargo feature
+//! - `forward_auth`: an HTTP auth service asked for each check (cargo feature
 //!   `forward-auth`).
 
 #[cfg(feature = "forward-auth")]
