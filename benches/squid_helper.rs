@@ -140,7 +140,11 @@ where
     A: Service<Request<Body>>,
     B: Service<Request<Body>>,
 {
-    const ROUNDS: usize = 60;
+    // `ALTERNATING_ROUNDS=1` for a run under callgrind (instruction counts per request).
+    let rounds: usize = std::env::var("ALTERNATING_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(60);
     const PER_ROUND: u32 = 20_000;
     let round = |service: &mut dyn FnMut(Request<Body>)| {
         let requests: Vec<Request<Body>> = (0..PER_ROUND).map(|_| request(good)).collect();
@@ -151,16 +155,16 @@ where
         started.elapsed().as_nanos() as f64 / f64::from(PER_ROUND)
     };
     let (mut times_a, mut times_b) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         times_a.push(round(&mut |req| drop(black_box(now(a.call(req))))));
         times_b.push(round(&mut |req| drop(black_box(now(b.call(req))))));
     }
     times_a.sort_by(f64::total_cmp);
     times_b.sort_by(f64::total_cmp);
-    let (median_a, median_b) = (times_a[ROUNDS / 2], times_b[ROUNDS / 2]);
+    let (median_a, median_b) = (times_a[rounds / 2], times_b[rounds / 2]);
     let (min_a, min_b) = (times_a[0], times_b[0]);
     println!(
-        "alternating rounds ({ROUNDS} × {PER_ROUND} requests each): StaticUsers accept \
+        "alternating rounds ({rounds} × {PER_ROUND} requests each): StaticUsers accept \
          {median_a:.0} ns median / {min_a:.0} ns fastest round, cached Squid helper accept \
          {median_b:.0} / {min_b:.0} ns; helper throughput = {:.3}× StaticUsers (medians), \
          {:.3}× (fastest rounds)",
