@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# bench/load-1000.sh - 1,000 concurrent keep-alive clients through the example forward proxy,
+# bench/load-1000.sh - 1,000 concurrent keep-alive clients through the forward proxy,
 # with the proxy's resident memory and open descriptors before, during and after.
 #
 # Everything runs on 127.0.0.1. The script:
 #   1. raises the open-file limit (ulimit -n) for itself and every child;
 #   2. starts a private nginx origin (own config and pid file under a fresh /tmp directory,
 #      `return 200` with a 100-byte body, port ORIGIN_PORT) and the release build of
-#      examples/forward_proxy with --user bench:bench-pass on PROXY_PORT;
+#      the proxy (target/release/forward-proxy) with --user bench:bench-pass on PROXY_PORT;
 #   3. RUNS times: wrk -t THREADS -c CONNS -d DURATION with ../shared/bench/wrk-proxy.lua
 #      (absolute-form GET, Proxy-Authorization for bench/bench-pass), sampling the proxy's VmRSS,
 #      descriptor and thread counts every SAMPLE seconds; then, with no clients, waits until
@@ -16,14 +16,14 @@
 #   4. prints one result line per run and a verdict, and stops both processes by PID (also on
 #      Ctrl-C, SIGTERM or an error).
 #
-# Usage: bench/load-1000.sh            (build first: cargo build --release --example forward_proxy)
+# Usage: bench/load-1000.sh            (build first: cargo build --release -p tower-proxy-auth-proxy)
 # Environment (defaults): CONNS=1000 THREADS=2 DURATION=30 SETTLE=15 RUNS=2 SAMPLE=0.5
 #   RELEASE_MAX=150 (seconds to wait for the descriptors to return to idle)
 #   WARM=1 (0: the idle level is sampled right after one request; 1: also after a warm-up load,
 #     wrk -t1 -c16 for 5 s like ../shared/bench, once its connections are released; both are
 #     reported, the verdict uses the warm level)
 #   WRK_TIMEOUT=5s PROXY_PORT=3903 ORIGIN_PORT=18090 NOFILE=65536 (capped at the hard limit) RUST_LOG=warn
-#   PROXY_BIN=target/release/examples/forward_proxy PROXY_ARGS="" (extra proxy flags)
+#   PROXY_BIN=target/release/forward-proxy PROXY_ARGS="" (extra proxy flags)
 #   WRK_LUA=../shared/bench/wrk-proxy.lua  KEEP_DIR=0 (1: keep the /tmp run directory)
 #   DRAIN=0 (seconds: after the last run, wait this much longer and sample once more)
 #   TRIM_PROBE=0 (1: at the end, run GDB_CALL in the proxy through gdb and sample again; the
@@ -51,7 +51,7 @@ WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
 PROXY_PORT=${PROXY_PORT:-3903}
 ORIGIN_PORT=${ORIGIN_PORT:-18090}
 NOFILE=${NOFILE:-65536}
-PROXY_BIN=${PROXY_BIN:-$ROOT/target/release/examples/forward_proxy}
+PROXY_BIN=${PROXY_BIN:-$ROOT/target/release/forward-proxy}
 PROXY_ARGS=${PROXY_ARGS:-}
 WRK_LUA=${WRK_LUA:-$ROOT/../shared/bench/wrk-proxy.lua}
 KEEP_DIR=${KEEP_DIR:-0}
@@ -77,7 +77,7 @@ done
 for c in nginx wrk curl awk ss timeout; do
   command -v "$c" >/dev/null || die "missing '$c' (../shared/bench/install-deps.sh installs it)"
 done
-[[ -x $PROXY_BIN ]] || die "no $PROXY_BIN; run: cargo build --release --example forward_proxy"
+[[ -x $PROXY_BIN ]] || die "no $PROXY_BIN; run: cargo build --release -p tower-proxy-auth-proxy"
 [[ -r $WRK_LUA ]] || die "no wrk script at $WRK_LUA (set WRK_LUA)"
 for p in "$PROXY_PORT" "$ORIGIN_PORT"; do
   ss -Hltn "sport = :$p" | grep -q . && die "127.0.0.1:$p is already in use"
@@ -117,7 +117,7 @@ start_origin() {
 
 start_proxy() {
   # shellcheck disable=SC2086  # PROXY_ARGS is a list of flags
-  LD_PRELOAD=$PROXY_PRELOAD "$PROXY_BIN" --listen "127.0.0.1:$PROXY_PORT" --user "$BENCH_USER:$BENCH_PASS" $PROXY_ARGS \
+  LD_PRELOAD=$PROXY_PRELOAD "$PROXY_BIN" --listen "127.0.0.1:$PROXY_PORT" --allow-private-targets --user "$BENCH_USER:$BENCH_PASS" $PROXY_ARGS \
     >"$RUN_DIR/proxy.out" 2>"$RUN_DIR/proxy.log" &
   STARTED[proxy]=$!
   wait_port "$PROXY_PORT" "${STARTED[proxy]}" forward_proxy

@@ -14,15 +14,27 @@ use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_proxy_auth::{BasicCredentials, FailureThrottle, ProxyAuthLayer, StaticUsers};
+use tower_proxy_auth::scheme::digest::{Algorithm, Digest};
+use tower_proxy_auth::{
+    BasicCredentials, ClientAddr, FailureThrottle, ProxyAuthLayer, StaticUsers,
+};
 
+#[path = "../tests/support/digest_client.rs"]
+#[allow(dead_code)]
+mod digest_client;
 mod support;
+
+use digest_client::DigestAnswer;
 
 use support::{inner, now, Body};
 
 fn request(header: Option<(http::HeaderName, &HeaderValue)>) -> Request<Body> {
+    request_to("http://origin.example/index.html", header)
+}
+
+fn request_to(uri: &str, header: Option<(http::HeaderName, &HeaderValue)>) -> Request<Body> {
     let mut request = Request::builder()
-        .uri("http://origin.example/index.html")
+        .uri(uri)
         .header("host", "origin.example")
         .header("user-agent", "curl/8.0")
         .header("accept", "*/*");
@@ -43,15 +55,28 @@ fn bench<S>(
     S::Response: HasStatus,
     S::Error: std::fmt::Debug,
 {
+    bench_with(c, name, service, || request(header.clone()), want);
+}
+
+/// Like [`bench`], with each request made (outside the timed part) by `make`.
+fn bench_with<S>(
+    c: &mut Criterion,
+    name: &str,
+    service: S,
+    mut make: impl FnMut() -> Request<Body>,
+    want: u16,
+) where
+    S: Service<Request<Body>> + Clone,
+    S::Response: HasStatus,
+    S::Error: std::fmt::Debug,
+{
     let mut service = service;
     now(service.ready()).expect("ready");
-    let status = now(service.call(request(header.clone())))
-        .expect("call")
-        .status();
+    let status = now(service.call(make())).expect("call").status();
     assert_eq!(status, want, "{name}: unexpected status");
     c.bench_function(name, |b| {
         b.iter_batched(
-            || request(header.clone()),
+            &mut make,
             |req| black_box(now(service.call(req))),
             BatchSize::SmallInput,
         )
@@ -123,6 +148,8 @@ fn layer(c: &mut Criterion) {
         Some((PROXY_AUTHORIZATION, &good)),
         200,
     );
+    throttled(c, &one, &good, &wrong);
+    digest(c, &good);
     bench(
         c,
         "proxy-auth 10000 users, accept",
@@ -152,6 +179,104 @@ fn layer(c: &mut Criterion) {
         Some((PROXY_AUTHORIZATION, &unknown)),
         407,
     );
+}
+
+/// A request from `addr` (the `ClientAddr` a server inserts).
+fn from_addr(addr: [u8; 4], header: (http::HeaderName, &HeaderValue)) -> Request<Body> {
+    let mut request = request(Some(header));
+    let addr = std::net::SocketAddr::from((addr, 40_000));
+    request.extensions_mut().insert(ClientAddr(addr));
+    request
+}
+
+/// The throttle's cost on the accept path, requests carrying a client address: off, on, and on
+/// with 1,000 (user, address) keys holding failures.
+fn throttled(c: &mut Criterion, users: &StaticUsers, good: &HeaderValue, wrong: &HeaderValue) {
+    let good = || from_addr([192, 0, 2, 1], (PROXY_AUTHORIZATION, good));
+    bench_with(
+        c,
+        "throttle off, accept from an address",
+        ProxyAuthLayer::new(users.clone()).layer(inner()),
+        good,
+        200,
+    );
+    bench_with(
+        c,
+        "throttle on, accept from an address",
+        ProxyAuthLayer::builder(users.clone())
+            .throttle(FailureThrottle::default())
+            .build()
+            .expect("layer")
+            .layer(inner()),
+        good,
+        200,
+    );
+    let mut service = ProxyAuthLayer::builder(users.clone())
+        .throttle(FailureThrottle::default())
+        .build()
+        .expect("layer")
+        .layer(inner());
+    for i in 0..1_000u32 {
+        let [_, _, hi, lo] = i.to_be_bytes();
+        now(service.ready()).expect("ready");
+        let answer = now(service.call(from_addr([10, 1, hi, lo], (PROXY_AUTHORIZATION, wrong))));
+        assert_eq!(answer.expect("call").status(), 407);
+    }
+    bench_with(
+        c,
+        "throttle on, 1000 failing keys, accept from an address",
+        service,
+        good,
+        200,
+    );
+}
+
+/// Digest (SHA-256) accept: parameter parsing, nonce check, replay store, response compare; each
+/// request with the next `nc` (computed outside the timed part), against Basic in the same run.
+fn digest(c: &mut Criterion, basic: &HeaderValue) {
+    let users = || StaticUsers::with_realm("proxy").with_user("alice", "s3cret");
+    bench(
+        c,
+        "Basic accept (realm proxy), for Digest",
+        ProxyAuthLayer::builder(users())
+            .realm("proxy")
+            .build()
+            .expect("layer")
+            .layer(inner()),
+        Some((PROXY_AUTHORIZATION, basic)),
+        200,
+    );
+    let mut service =
+        ProxyAuthLayer::offering(Digest::new().algorithms([Algorithm::Sha256]), users())
+            .realm("proxy")
+            .build()
+            .expect("layer")
+            .layer(inner());
+    now(service.ready()).expect("ready");
+    let rejected = now(service.call(request(None))).expect("call");
+    let challenge = rejected
+        .headers()
+        .get_all(http::header::PROXY_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("Digest"))
+        .expect("a Digest challenge")
+        .to_owned();
+    let mut nc = 0;
+    let make = move || {
+        nc += 1;
+        let answer = DigestAnswer {
+            user: "alice",
+            password: "s3cret",
+            method: "GET",
+            uri: "/index.html",
+            nc,
+            cnonce: "0a4f113b",
+        };
+        let value = HeaderValue::from_str(&answer.credentials(&challenge).0).expect("header");
+        request(Some((PROXY_AUTHORIZATION, &value)))
+    };
+    bench_with(c, "Digest SHA-256 accept", service, make, 200);
 }
 
 /// The parts of the accept path on their own: parsing the field, checking the password.

@@ -15,9 +15,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher as _};
+use std::hash::BuildHasherDefault;
 
-use siphasher::sip128::{Hasher128 as _, SipHasher24};
+use siphasher::sip128::{Hasher128, SipHasher13, SipHasher24};
 use subtle::{Choice, ConstantTimeEq};
 
 /// The operating system's random source failed, so no secret key could be made.
@@ -45,19 +45,68 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], RandomSourceErro
     Ok(bytes)
 }
 
-/// A SipHash-2-4-128 key.
+/// A SipHash-128 key: SipHash-2-4 unless named otherwise.
 #[derive(Clone)]
-pub(crate) struct SecretKey(SipHasher24);
+pub(crate) struct SecretKey<H: Keyed = SipHasher24>(H);
+
+/// A keyed 128-bit hash a [`SecretKey`] can be made of: SipHash-2-4 (the default, for tags
+/// that stand for secrets: password compares, caches of answers) or SipHash-1-3 (Rust's own
+/// `HashMap` hash, for tags that only index the throttle's tables, where a collision can only
+/// make two keys share a count, and the hash is on every request's path).
+pub(crate) trait Keyed: Hasher128 + std::hash::Hasher + Copy {
+    fn keyed(key: &[u8; 16]) -> Self;
+}
+
+impl Keyed for SipHasher24 {
+    fn keyed(key: &[u8; 16]) -> Self {
+        Self::new_with_key(key)
+    }
+}
+
+impl Keyed for SipHasher13 {
+    fn keyed(key: &[u8; 16]) -> Self {
+        Self::new_with_key(key)
+    }
+}
+
+/// The throttle's key: SipHash-1-3 (see [`Keyed`]).
+pub(crate) type CountingKey = SecretKey<SipHasher13>;
+
+/// Constant-time equality of two byte strings (their lengths are not secret): `subtle`'s
+/// comparison eight bytes at a time, so a 64-digit hex value costs 8 steps, not 64.
+pub(crate) fn ct_eq_bytes(a: &[u8], b: &[u8]) -> Choice {
+    if a.len() != b.len() {
+        return Choice::from(0);
+    }
+    let mut equal = Choice::from(1);
+    let (a_words, a_rest) = a.split_at(a.len() - a.len() % 8);
+    let (b_words, b_rest) = b.split_at(a_words.len());
+    for (x, y) in a_words.chunks_exact(8).zip(b_words.chunks_exact(8)) {
+        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+        equal &= word(x).ct_eq(&word(y));
+    }
+    equal & a_rest.ct_eq(b_rest)
+}
+
+/// This process's own key, random, made on first use: the key of the one tag of a request's
+/// Basic credentials that several parts use (`StaticUsers`' lookup, the failure throttle's
+/// good-client set), so that the credentials are hashed once per request, not once per part.
+/// A failure of the random source is remembered: every later call fails the same way.
+pub(crate) fn process_key() -> Result<&'static SecretKey, RandomSourceError> {
+    static KEY: std::sync::OnceLock<Result<SecretKey, RandomSourceError>> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(SecretKey::random).as_ref().map_err(|e| *e)
+}
 
 /// A 16-byte tag; equality is constant-time.
 #[derive(Clone)]
 pub(crate) struct Tag([u64; 2]);
 
-impl SecretKey {
+impl<H: Keyed> SecretKey<H> {
     /// A key from the operating system's random source.
     pub(crate) fn random() -> Result<Self, RandomSourceError> {
         let key: [u8; 16] = random_bytes()?;
-        Ok(Self(SipHasher24::new_with_key(&key)))
+        Ok(Self(H::keyed(&key)))
     }
 
     /// A key derived from shared `material` (at least 16 bytes) and a `label` naming its use,
@@ -73,7 +122,7 @@ impl SecretKey {
         let bytes = mac.finalize().into_bytes();
         let mut key = [0u8; 16];
         key.copy_from_slice(&bytes[..16]);
-        let hasher = SipHasher24::new_with_key(&key);
+        let hasher = H::keyed(&key);
         zeroize::Zeroize::zeroize(&mut key);
         Some(Self(hasher))
     }
@@ -122,7 +171,7 @@ impl SecretKey {
     }
 }
 
-impl fmt::Debug for SecretKey {
+impl<H: Keyed> fmt::Debug for SecretKey<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretKey(<redacted>)")
     }
@@ -135,6 +184,16 @@ impl Tag {
 }
 
 impl Tag {
+    /// The tag from its two 64-bit halves (as [`halves`](Self::halves) gives them).
+    pub(crate) fn from_halves(halves: [u64; 2]) -> Self {
+        Self(halves)
+    }
+
+    /// The tag's two 64-bit halves.
+    pub(crate) fn halves(&self) -> [u64; 2] {
+        self.0
+    }
+
     /// The tag as one number, for tables indexed by it.
     pub(crate) fn to_u128(&self) -> u128 {
         (u128::from(self.0[0]) << 64) | u128::from(self.0[1])
@@ -192,8 +251,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ct_eq_bytes_compares_every_byte_and_the_length() {
+        for len in [0usize, 1, 7, 8, 9, 32, 63, 64, 65] {
+            let a: Vec<u8> = (0..len as u8).collect();
+            assert!(bool::from(ct_eq_bytes(&a, &a.clone())), "{len}");
+            for i in 0..len {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!bool::from(ct_eq_bytes(&a, &b)), "{len} at {i}");
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!bool::from(ct_eq_bytes(&a, &longer)), "{len} vs longer");
+        }
+    }
+
+    #[test]
     fn tags_are_equal_only_when_every_bit_is() {
-        let key = SecretKey::random().unwrap();
+        let key: SecretKey = SecretKey::random().unwrap();
         let tag = key.tag_credentials(5, b"alice:s3cret");
         assert!(bool::from(tag.ct_eq(&tag.clone())));
         assert!(bool::from(
@@ -211,7 +286,7 @@ mod tests {
             tag.ct_eq(&key.tag_credentials(5, b"alice:s3creT"))
         ));
         // Another key, another tag.
-        let other = SecretKey::random().unwrap();
+        let other: SecretKey = SecretKey::random().unwrap();
         assert!(!bool::from(
             tag.ct_eq(&other.tag_credentials(5, b"alice:s3cret"))
         ));

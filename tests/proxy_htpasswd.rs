@@ -36,9 +36,15 @@ fn users_file(dir: &Path) -> String {
 
 /// The example proxy on 127.0.0.1:0 with `--htpasswd file` and `extra` arguments.
 fn proxy_with(file: &str, extra: &[&str]) -> ExampleProcess {
-    let mut args = vec!["--listen", "127.0.0.1:0", "--htpasswd", file];
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-private-targets",
+        "--htpasswd",
+        file,
+    ];
     args.extend_from_slice(extra);
-    ExampleProcess::start("forward_proxy", &args)
+    ExampleProcess::start(support::PROXY, &args)
 }
 
 async fn status_through(proxy: &ExampleProcess, user: &str, password: &str, url: &str) -> String {
@@ -116,7 +122,7 @@ fn an_unusable_line_stops_start_up_naming_file_and_line() {
     std::fs::write(&file, text).expect("write");
 
     let finished = run_example_to_exit(
-        "forward_proxy",
+        support::PROXY,
         &["--listen", "127.0.0.1:0", "--htpasswd", &file],
         Duration::from_secs(15),
     );
@@ -134,7 +140,7 @@ fn an_unusable_line_stops_start_up_naming_file_and_line() {
     let missing = dir.path().join("missing.htpasswd");
     let missing = missing.to_str().expect("utf-8");
     let finished = run_example_to_exit(
-        "forward_proxy",
+        support::PROXY,
         &["--listen", "127.0.0.1:0", "--htpasswd", missing],
         Duration::from_secs(15),
     );
@@ -190,6 +196,40 @@ async fn users_added_and_removed_by_the_real_tool_take_effect_without_a_restart(
     }
     assert_eq!(
         status_through(&proxy, "dave", "pässwörd✓", &url).await,
+        "200"
+    );
+}
+
+/// `--htpasswd-refuse-des`: a DES crypt(3) line (`htpasswd -d`, only 8 bytes of a password
+/// count) stops start-up naming file and line; without the flag the same file serves.
+#[tokio::test]
+async fn refuse_des_stops_start_up_on_a_des_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = users_file(dir.path());
+    htpasswd(&["-bd", &file, "erin", "des-pass"]);
+
+    let finished = run_example_to_exit(
+        support::PROXY,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--htpasswd",
+            &file,
+            "--htpasswd-refuse-des",
+        ],
+        Duration::from_secs(15),
+    );
+    assert!(!finished.status.success(), "{finished:#?}");
+    assert!(
+        finished.stderr.contains(&format!("{file}:3:")),
+        "{finished:#?}"
+    );
+    assert!(!finished.stdout.contains("listening on"), "{finished:#?}");
+
+    let origin = Origin::start().await;
+    let proxy = proxy_with(&file, &[]);
+    assert_eq!(
+        status_through(&proxy, "erin", "des-pass", &origin.url("/")).await,
         "200"
     );
 }

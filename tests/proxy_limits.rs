@@ -1,7 +1,7 @@
-//! Resource limits of `examples/forward_proxy/` on the origin side, through the real proxy:
+//! Resource limits of the forward proxy (`proxy/`) on the origin side, through the real proxy:
 //! the pool of origin connections (`--origin-idle-timeout`, `--max-idle-per-origin`) and the
 //! idle timeout of CONNECT tunnels (`--tunnel-idle-timeout`). Together with the allocator's
-//! settings (`examples/forward_proxy/allocator.rs`) they decide how long the proxy holds
+//! settings (`proxy/src/allocator.rs`) they decide how long the proxy holds
 //! descriptors and memory after its clients have gone.
 //!
 //! The origin and the tunnel target here are raw servers that record each TCP connection they
@@ -363,7 +363,7 @@ async fn limit_flags_refuse_unusable_values() {
         ("--max-credentials-bytes", "63"),
     ] {
         let arg = format!("{flag}={value}");
-        let run = support::run_example_to_exit("forward_proxy", &[arg.as_str()], TIMEOUT);
+        let run = support::run_example_to_exit(support::PROXY, &[arg.as_str()], TIMEOUT);
         assert_eq!(run.status.code(), Some(2), "{arg}: {}", run.stderr);
         assert!(run.stderr.contains(flag), "{arg}: {}", run.stderr);
     }
@@ -378,7 +378,7 @@ async fn limit_flags_refuse_unusable_values() {
 #[test]
 fn the_allocator_settings_reach_jemalloc() {
     let finished = support::run_example_to_exit_with_env(
-        "forward_proxy",
+        support::PROXY,
         &["--help"],
         &[("_RJEM_MALLOC_CONF", "confirm_conf:true")],
         TIMEOUT,

@@ -131,6 +131,8 @@ pub struct AttemptKey<'a> {
     /// the next (Basic), so that a client repeating the same wrong credentials is recognised.
     /// `None` for schemes whose credentials change every time (Digest).
     pub repeatable: Option<&'a [u8]>,
+    /// The process-key tag of `repeatable`, when the scheme has made it already (Basic).
+    pub(crate) tag: Option<u128>,
 }
 
 impl<'a> AttemptKey<'a> {
@@ -139,6 +141,7 @@ impl<'a> AttemptKey<'a> {
         Self {
             user,
             repeatable: None,
+            tag: None,
         }
     }
 
@@ -147,7 +150,15 @@ impl<'a> AttemptKey<'a> {
         Self {
             user,
             repeatable: Some(credentials),
+            tag: None,
         }
+    }
+
+    /// With the process-key tag of the credentials, made once per request and shared with
+    /// the validator.
+    pub(crate) fn with_tag(mut self, tag: Option<u128>) -> Self {
+        self.tag = tag;
+        self
     }
 }
 

@@ -505,7 +505,7 @@ mod tests {
     fn query(user: DigestUser, realm: &str, algorithm: Algorithm) -> DigestQuery {
         DigestQuery {
             user,
-            realm: realm.to_owned(),
+            realm: realm.into(),
             algorithm,
         }
     }

@@ -10,14 +10,15 @@ use crate::identity::Identity;
 use crate::realm::{Realm, DEFAULT_REALM};
 use crate::scheme::basic::BasicCredentials;
 use crate::scheme::digest::{DigestQuery, DigestSecret, DigestUser, HashFunction, Hex, Secret};
-use crate::secret::{RandomSourceError, SecretKey, Tag, TagMap};
+use crate::secret::{process_key, RandomSourceError, SecretKey, Tag, TagMap};
 use crate::validator::{Decision, DigestSecrets, SecretLookup, Validation, Validator};
 
 /// Users and passwords held in memory, for configuration files, tests and small deployments.
 ///
 /// Passwords are not stored: each user-id and password pair is kept as a 128-bit keyed tag
 /// (SipHash-2-4, a keyed pseudo-random function; see the crate's `secret` module) under a key
-/// drawn from the OS random source when the table is made. A request's user-id and password
+/// drawn from the OS random source once per process (the key a request's Basic credentials are
+/// tagged with once, for every part that needs a tag). A request's user-id and password
 /// are reduced the same way and looked up by that tag, compared in constant time
 /// ([`subtle`]). So a known user with a wrong password and an unknown user take exactly the
 /// same steps: one tag, one probe that finds nothing. User-ids and passwords are compared as
@@ -42,7 +43,8 @@ use crate::validator::{Decision, DigestSecrets, SecretLookup, Validation, Valida
 /// ```
 #[derive(Clone)]
 pub struct StaticUsers {
-    key: SecretKey,
+    /// The process key ([`process_key`]): the same tag as the request's credentials carry.
+    key: &'static SecretKey,
     /// Each user's tag, for [`remove`](Self::remove) and [`contains`](Self::contains).
     users: HashMap<Box<str>, Tag>,
     /// Identities by the tag of (user-id, password).
@@ -114,7 +116,7 @@ impl DigestUsers {
     }
 
     fn lookup(&self, query: &DigestQuery) -> Option<DigestSecret> {
-        if query.realm != self.realm {
+        if *query.realm != *self.realm {
             return None;
         }
         let hash = query.algorithm.hash();
@@ -178,7 +180,7 @@ impl StaticUsers {
     /// [`RandomSourceError`].
     pub fn try_with_realm(realm: impl Into<String>) -> Result<Self, RandomSourceError> {
         Ok(Self {
-            key: SecretKey::random()?,
+            key: process_key()?,
             users: HashMap::new(),
             by_tag: TagMap::default(),
             digest: DigestUsers::new(realm.into()),
@@ -281,9 +283,11 @@ impl<U: Into<String>, P: AsRef<[u8]>> Extend<(U, P)> for StaticUsers {
 
 impl Validator for StaticUsers {
     fn validate(&self, credentials: &BasicCredentials, _request: &Parts) -> Validation {
-        let tag = self
-            .key
-            .tag_credentials(credentials.user_id_bytes().len(), credentials.decoded());
+        // The credentials' own tag, made once per request under the same process key.
+        let tag = credentials.tag().unwrap_or_else(|| {
+            self.key
+                .tag_credentials(credentials.user_id_bytes().len(), credentials.decoded())
+        });
         match self.by_tag.get(&tag) {
             Some(identity) => Decision::Allow(identity.clone()).into(),
             None => Decision::Reject.into(),
@@ -360,7 +364,7 @@ mod tests {
         let ask = |user, algorithm| {
             let query = DigestQuery {
                 user,
-                realm: "r".to_owned(),
+                realm: "r".into(),
                 algorithm,
             };
             match users.lookup(&query, &parts) {

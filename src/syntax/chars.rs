@@ -1,7 +1,32 @@
 //! Character classes of the HTTP grammar (RFC 9110 §5.6, RFC 5234 Appendix B.1).
 
 /// `tchar` (RFC 9110 §5.6.2): the characters of a `token`.
+#[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
+    TCHAR[usize::from(b)]
+}
+
+/// The table of a rule over all 256 byte values, built at compile time: one load per byte on
+/// the hot path.
+macro_rules! table {
+    ($rule:ident) => {{
+        let mut out = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            out[b] = $rule(b as u8);
+            b += 1;
+        }
+        out
+    }};
+}
+
+/// [`is_tchar`] for every byte.
+static TCHAR: [bool; 256] = table!(tchar_rule);
+
+/// [`is_qdtext`] for every byte.
+static QDTEXT: [bool; 256] = table!(qdtext_rule);
+
+const fn tchar_rule(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'#'
@@ -28,7 +53,12 @@ pub(crate) fn is_token68_char(b: u8) -> bool {
 }
 
 /// `qdtext` (RFC 9110 §5.6.4): what a quoted-string holds without escaping.
+#[inline]
 pub(crate) fn is_qdtext(b: u8) -> bool {
+    QDTEXT[usize::from(b)]
+}
+
+const fn qdtext_rule(b: u8) -> bool {
     matches!(b, b'\t' | b' ' | 0x21 | 0x23..=0x5B | 0x5D..=0x7E) || b >= 0x80
 }
 

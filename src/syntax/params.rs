@@ -117,7 +117,8 @@ impl<'a> AuthParams<'a> {
     /// [`SyntaxError::TooManyEmptyElements`], and [`SyntaxError::MultipleCredentials`] when an
     /// element starts a second set of credentials (`token 1*SP ...`).
     pub fn parse(input: &'a [u8]) -> Result<Self, SyntaxError> {
-        let mut params: Vec<AuthParam<'a>> = Vec::new();
+        // Room for Digest's dozen parameters in one allocation.
+        let mut params: Vec<AuthParam<'a>> = Vec::with_capacity(12);
         let mut empty = 0;
         let mut i = 0;
         // `#element` allows whitespace before the first element only ahead of a comma
@@ -279,6 +280,15 @@ fn parse_quoted(input: &[u8], start: usize) -> Result<(Cow<'_, [u8]>, usize), Sy
     let mut owned: Option<Vec<u8>> = None;
     let mut i = 0;
     while i < body.len() {
+        // Runs of plain qdtext (neither `"` nor `\\`), the bulk of any value, one load a byte.
+        if owned.is_none() {
+            while i < body.len() && is_qdtext(body[i]) {
+                i += 1;
+            }
+            if i == body.len() {
+                break;
+            }
+        }
         match body[i] {
             b'"' => {
                 let value = match owned {

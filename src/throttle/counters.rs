@@ -211,10 +211,29 @@ impl RecentSet {
 
     /// Whether `key` was inserted in this window or the one before.
     pub(crate) fn contains(&self, key: u128, now: &Now) -> bool {
+        self.seen(key, now).is_some()
+    }
+
+    /// Whether `key` holds its slot, inserted in any window.
+    pub(crate) fn holds(&self, key: u128) -> bool {
+        let (slot, fingerprint) = self.slot(key);
+        slot.load(Relaxed) & ((1 << 40) - 1) == fingerprint
+    }
+
+    /// When `key` was last inserted: `Some(true)` in this window, `Some(false)` in the one
+    /// before, `None` not in either.
+    pub(crate) fn seen(&self, key: u128, now: &Now) -> Option<bool> {
         let (slot, fingerprint) = self.slot(key);
         let value = slot.load(Relaxed);
         let epoch = value >> 40;
-        value & ((1 << 40) - 1) == fingerprint && (epoch == now.epoch || epoch == now.previous())
+        if value & ((1 << 40) - 1) != fingerprint {
+            return None;
+        }
+        if epoch == now.epoch {
+            Some(true)
+        } else {
+            (epoch == now.previous()).then_some(false)
+        }
     }
 
     /// Inserts `key` now.

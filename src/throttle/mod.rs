@@ -21,7 +21,7 @@ pub use store::{
 use crate::client_addr::{ClientAddr, ConnectionMarker};
 use crate::outcome::{Answer, ValidatorError};
 use crate::scheme::AttemptKey;
-use crate::secret::{RandomSourceError, SecretKey};
+use crate::secret::{process_key, CountingKey, RandomSourceError};
 use counters::{Now, RecentSet};
 
 fn now_ms() -> u64 {
@@ -61,7 +61,9 @@ type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 /// - **Floods cannot flush the counts.** The counts sit in fixed-size tables
 ///   ([`MemoryThrottleStore`]: about 1.4 MiB, plus at most 65,536 familiar pairs): a flood of
 ///   distinct names or addresses can only make counts collide and grow (stricter), never push
-///   a count out (forgetful).
+///   a count out (forgetful). The price: from about 130,000 failures in one window, counts
+///   collide past the limits and pairs without a recent success begin to get 429 until the
+///   flood fades (`tests/throttle_flood.rs`); familiar addresses keep their users in.
 /// - **Slow checks are rationed per address.** An address may have at most
 ///   [`DEFAULT_MAX_PENDING_PER_ADDRESS`](Self::DEFAULT_MAX_PENDING_PER_ADDRESS) = 2 checks
 ///   waiting for a slow validator (bcrypt, a remote store) at once; a further one gets 503
@@ -72,8 +74,12 @@ type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 ///   (clients that loop on the same wrong credentials on one socket). The server marks each
 ///   connection with a [`ConnectionMarker`] in the request extensions; without it this rule
 ///   does not apply.
-/// - **A fast path for good clients.** Credentials that succeeded from an address in the last
-///   window are let through to the validator without reading the counts.
+/// - **A fast path for good clients.** Credentials that succeeded from an address, and have
+///   not failed since, are let through to the validator without reading the counts or the
+///   clock (16,384 slots of keyed 40-bit fingerprints; a newer success may take an older
+///   one's slot, which only sends that client the slow way once). The validator still checks
+///   every request, so a slot can only spare its credentials the count check: when they fail
+///   (a changed password) the slot is cleared, and from then on they count.
 ///
 /// Counting per user name has a price: anyone can spend a user's failures from new addresses;
 /// the familiar-address exemption keeps the user in from where they usually are, but from a
@@ -117,7 +123,7 @@ struct Inner {
     window: Duration,
     max_pending: u32,
     close_after: u32,
-    key: SecretKey,
+    key: CountingKey,
     store: Arc<dyn ThrottleStore>,
     /// Whether `store` is this process's own (then `last_failure` tells whether any count is
     /// live).
@@ -176,7 +182,7 @@ impl FailureThrottle {
                 window,
                 max_pending: Self::DEFAULT_MAX_PENDING_PER_ADDRESS,
                 close_after: Self::DEFAULT_CLOSE_AFTER,
-                key: SecretKey::random()?,
+                key: CountingKey::random()?,
                 store: Arc::new(MemoryThrottleStore::new(window)),
                 local: true,
                 successes: RecentSet::new(14),
@@ -254,7 +260,7 @@ impl FailureThrottle {
     /// every instance sharing a store), instead of a random key. Returns `None` when the
     /// material is too short.
     pub fn key_material(self, material: &[u8]) -> Option<Self> {
-        let key = SecretKey::derived(material, b"tower-proxy-auth throttle")?;
+        let key = CountingKey::derived(material, b"tower-proxy-auth throttle")?;
         Some(self.with(|i| i.key = key))
     }
 
@@ -303,27 +309,28 @@ impl FailureThrottle {
         let inner = &self.inner;
         let addr = (inner.client_addr)(request).map(normalize);
         let connection = request.extensions.get::<ConnectionMarker>().cloned();
-        let now = Now::at(now_ms(), inner.window);
-        // Good clients: these credentials succeeded from here in the last window.
-        let success = key
-            .repeatable
-            .map(|credential| inner.success_key(credential, addr));
-        if success.is_some_and(|s| inner.successes.contains(s, &now)) {
+        // Good clients: these credentials succeeded from here and have not failed since (no
+        // clock read, no count read: the cheapest path, and the common one).
+        let success = inner.success_key(&key, addr);
+        if success.is_some_and(|s| inner.successes.holds(s)) {
             return Answer::Ready(Admission::Go(Ticket {
                 throttle: self.clone(),
-                keys: None,
                 success,
                 connection,
-                pending: None,
+                counted: None,
             }));
         }
+        let at_ms = now_ms();
+        let now = Now::at(at_ms, inner.window);
         let keys = inner.keys(key.user, addr, key.repeatable);
         // An address with as many slow checks in flight as it may: shed before the validator
         // is asked (a fast validator never leaves a check in flight).
         if keys.addr.is_some_and(|a| {
             inner.pending(&inner.pending_addr, a).load(Relaxed) >= inner.max_pending
         }) {
-            return Answer::Ready(Admission::Busy(self.ticket(keys, success, connection)));
+            return Answer::Ready(Admission::Busy(
+                self.ticket(keys, success, at_ms, connection),
+            ));
         }
         // Attempts still in flight count toward the pair's limit.
         let pending = inner.pending(&inner.pending_pair, keys.pair).load(Relaxed);
@@ -331,16 +338,16 @@ impl FailureThrottle {
         let since = now.epoch().wrapping_sub(inner.last_failure.load(Relaxed)) & ((1 << 24) - 1);
         let quiet = inner.local && since > 1;
         if quiet && pending == 0 {
-            return Answer::Ready(Admission::Go(self.ticket(keys, success, connection)));
+            return Answer::Ready(Admission::Go(self.ticket(keys, success, at_ms, connection)));
         }
         let this = self.clone();
         inner.store.standing(&keys).map(move |standing| match standing {
-            Ok(standing) => this.judge(standing, pending, keys, success, connection),
+            Ok(standing) => this.judge(standing, pending, keys, success, at_ms, connection),
             Err(error) => {
                 // The shared store is unreachable: decide on the counts in flight alone; the
                 // store's errors are its own to log.
                 tracing::debug!(target: "tower_proxy_auth", %error, "throttle store unavailable");
-                Admission::Go(this.ticket(keys, success, connection))
+                Admission::Go(this.ticket(keys, success, at_ms, connection))
             }
         })
     }
@@ -349,14 +356,18 @@ impl FailureThrottle {
         &self,
         keys: AttemptKeys,
         success: Option<u128>,
+        at_ms: u64,
         connection: Option<ConnectionMarker>,
     ) -> Ticket {
         Ticket {
             throttle: self.clone(),
-            keys: Some(keys),
             success,
             connection,
-            pending: None,
+            counted: Some(Box::new(Counted {
+                keys,
+                at_ms,
+                pending: None,
+            })),
         }
     }
 
@@ -366,6 +377,7 @@ impl FailureThrottle {
         pending: u32,
         keys: AttemptKeys,
         success: Option<u128>,
+        at_ms: u64,
         connection: Option<ConnectionMarker>,
     ) -> Admission {
         let inner = &self.inner;
@@ -391,9 +403,9 @@ impl FailureThrottle {
             };
         }
         if standing.stale_credential {
-            return Admission::Stale(self.ticket(keys, success, connection));
+            return Admission::Stale(self.ticket(keys, success, at_ms, connection));
         }
-        Admission::Go(self.ticket(keys, success, connection))
+        Admission::Go(self.ticket(keys, success, at_ms, connection))
     }
 }
 
@@ -413,23 +425,26 @@ impl Inner {
         }
     }
 
-    /// The key of "these credentials from this address": one hash over the credentials with
-    /// the address as its context.
-    fn success_key(&self, credential: &[u8], addr: Option<IpAddr>) -> u128 {
-        let context = match addr {
-            None => [u64::MAX, u64::MAX],
-            Some(a) => {
-                let octets = match a {
-                    IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-                    IpAddr::V6(v6) => v6.octets(),
-                };
-                let bits = u128::from_be_bytes(octets);
-                [(bits >> 64) as u64, bits as u64]
-            }
+    /// The key of "these credentials from this address": the credentials' process-key tag
+    /// (made once per request, shared with the validator) mixed with the address. The tag is
+    /// a keyed pseudo-random value nobody outside knows, so mixing the known address in by
+    /// multiplication suffices to tell addresses apart; no second hash is needed.
+    fn success_key(&self, key: &AttemptKey<'_>, addr: Option<IpAddr>) -> Option<u128> {
+        let credential = key.repeatable?;
+        let tag = match key.tag {
+            Some(tag) => tag,
+            None => process_key()
+                .ok()?
+                .tag_credentials(key.user.len(), credential)
+                .to_u128(),
         };
-        self.key
-            .tag_credentials_in(context, 0, credential)
-            .to_u128()
+        let addr = match addr {
+            None => u128::MAX,
+            Some(IpAddr::V4(v4)) => u128::from(v4.to_bits()),
+            Some(IpAddr::V6(v6)) => v6.to_bits(),
+        };
+        // An odd 128-bit constant (from the digits of pi): a bijection of the address.
+        Some(tag ^ addr.wrapping_mul(0x243f_6a88_85a3_08d3_1319_8a2e_0370_7345))
     }
 
     fn pending<'a>(&self, table: &'a [AtomicU32], key: u128) -> &'a AtomicU32 {
@@ -479,13 +494,23 @@ pub(crate) enum Outcome {
     Other,
 }
 
-/// An admitted attempt, until its outcome is settled.
+/// An admitted attempt, until its outcome is settled. Small (five words) on the fast path for
+/// good clients; what the counted path adds is boxed.
 pub(crate) struct Ticket {
     throttle: FailureThrottle,
-    /// `None` on the fast path for good clients.
-    keys: Option<AttemptKeys>,
+    /// The key of these credentials from this address (schemes with repeatable credentials).
     success: Option<u128>,
     connection: Option<ConnectionMarker>,
+    /// `None` on the fast path for good clients (whose `success` holds its slot already).
+    counted: Option<Box<Counted>>,
+}
+
+/// What an attempt that went the counted way carries.
+struct Counted {
+    keys: AttemptKeys,
+    /// When the attempt was admitted (milliseconds since the Unix epoch): its outcome is
+    /// counted at that moment, which saves a second clock read.
+    at_ms: u64,
     pending: Option<PendingGuard>,
 }
 
@@ -515,9 +540,10 @@ impl Ticket {
     /// as many such checks as it may (the attempt is then to be shed).
     pub(crate) fn hold_pending(&mut self) -> bool {
         let inner = &self.throttle.inner;
-        let Some(keys) = self.keys else {
+        let Some(counted) = self.counted.as_mut() else {
             return true;
         };
+        let keys = counted.keys;
         if let Some(addr) = keys.addr {
             let slot = inner.pending(&inner.pending_addr, addr);
             if slot
@@ -532,7 +558,7 @@ impl Ticket {
         inner
             .pending(&inner.pending_pair, keys.pair)
             .fetch_add(1, Relaxed);
-        self.pending = Some(PendingGuard {
+        counted.pending = Some(PendingGuard {
             throttle: self.throttle.clone(),
             pair: keys.pair,
             addr: keys.addr,
@@ -544,7 +570,10 @@ impl Ticket {
     /// rule) once the store has it.
     pub(crate) fn settle(self, outcome: Outcome) -> Answer<bool> {
         let inner = &self.throttle.inner;
-        drop(self.pending);
+        let counted = self.counted.map(|counted| {
+            drop(counted.pending);
+            (counted.keys, counted.at_ms)
+        });
         let failed = matches!(
             outcome,
             Outcome::Failure | Outcome::Repeated | Outcome::Shed
@@ -555,16 +584,20 @@ impl Ticket {
                 inner.close_after > 0 && n >= inner.close_after
             }
             Some(marker) if outcome == Outcome::Success => {
-                marker.failures.store(0, Relaxed);
+                if marker.failures.load(Relaxed) != 0 {
+                    marker.failures.store(0, Relaxed);
+                }
                 false
             }
             _ => false,
         };
-        let now = Now::at(now_ms(), inner.window);
+        let at_ms = counted.map(|(_, at_ms)| at_ms);
+        let now = || Now::at(at_ms.unwrap_or_else(now_ms), inner.window);
         let event = match outcome {
             Outcome::Success => {
-                if let Some(success) = self.success {
-                    inner.successes.insert(success, &now);
+                // (On the fast path `success` holds its slot already.)
+                if let (Some(success), Some(_)) = (self.success, counted) {
+                    inner.successes.insert(success, &now());
                 }
                 Some(Event::Success)
             }
@@ -577,11 +610,11 @@ impl Ticket {
             Outcome::Shed => Some(Event::Shed),
             Outcome::Repeated | Outcome::Other => None,
         };
-        let (Some(event), Some(keys)) = (event, self.keys) else {
+        let (Some(event), Some((keys, _))) = (event, counted) else {
             return Answer::Ready(close);
         };
         if event != Event::Success {
-            inner.last_failure.fetch_max(now.epoch(), Relaxed);
+            inner.last_failure.fetch_max(now().epoch(), Relaxed);
         }
         inner
             .store

@@ -901,7 +901,7 @@ mod tests {
         let p = parts();
         let query = |user: &[u8], realm: &str, algorithm| DigestQuery {
             user: DigestUser::Name(user.to_vec()),
-            realm: realm.to_owned(),
+            realm: realm.into(),
             algorithm,
         };
         let mufasa = query(b"Mufasa", "proxy", Algorithm::Md5);

@@ -74,6 +74,87 @@ pub trait DigestSecrets: Send + Sync + 'static {
         let _ = realm;
         Ok(())
     }
+
+    /// This source, then `other` for users this one does not know (see [`SecretsOr`]). Named
+    /// apart from [`Validator::or`](crate::Validator::or) so that a type that is both (such as
+    /// `StaticUsers`) needs no disambiguation.
+    fn or_secrets<B: DigestSecrets>(self, other: B) -> SecretsOr<Self, B>
+    where
+        Self: Sized,
+    {
+        SecretsOr {
+            first: self,
+            second: std::sync::Arc::new(other),
+        }
+    }
+}
+
+/// Two secrets sources: the second asked when the first does not know the user. Built by
+/// [`DigestSecrets::or_secrets`].
+///
+/// | `A` answers | result |
+/// |---|---|
+/// | a secret | that secret; `B` is not asked |
+/// | unknown user | `B`'s answer |
+/// | `Err(e)` | `B`'s secret if `B` knows the user; otherwise `Err(e)` (503, not a wrong password) |
+///
+/// Together they serve the hashes both serve (so every user of either can answer every
+/// algorithm offered: with an htdigest file, MD5 alone) and offer `userhash` only if both
+/// can look users up by it.
+#[derive(Debug, Clone)]
+pub struct SecretsOr<A, B> {
+    first: A,
+    second: std::sync::Arc<B>,
+}
+
+type Found = Result<Option<DigestSecret>, ValidatorError>;
+
+fn after_first(first: Found, second: Found) -> Found {
+    match (first, second) {
+        (_, Ok(Some(secret))) => Ok(Some(secret)),
+        (Err(error), _) => Err(error),
+        (Ok(_), second) => second,
+    }
+}
+
+impl<A: DigestSecrets, B: DigestSecrets> DigestSecrets for SecretsOr<A, B> {
+    fn lookup(&self, query: &DigestQuery, request: &Parts) -> SecretLookup {
+        match self.first.lookup(query, request) {
+            found @ Answer::Ready(Ok(Some(_))) => found,
+            Answer::Ready(first) => match self.second.lookup(query, request) {
+                Answer::Ready(second) => Answer::Ready(after_first(first, second)),
+                Answer::Pending(second) => {
+                    Answer::pending(async move { after_first(first, second.await) })
+                }
+            },
+            Answer::Pending(first) => {
+                let second = self.second.clone();
+                let query = query.clone();
+                let request = request.clone();
+                Answer::pending(async move {
+                    let first = first.await;
+                    if matches!(first, Ok(Some(_))) {
+                        return first;
+                    }
+                    let second = second.lookup(&query, &request).resolve().await;
+                    after_first(first, second)
+                })
+            }
+        }
+    }
+
+    fn serves(&self, hash: HashFunction) -> bool {
+        self.first.serves(hash) && self.second.serves(hash)
+    }
+
+    fn supports_userhash(&self) -> bool {
+        self.first.supports_userhash() && self.second.supports_userhash()
+    }
+
+    fn check_realm(&self, realm: &Realm) -> Result<(), String> {
+        self.first.check_realm(realm)?;
+        self.second.check_realm(realm)
+    }
 }
 
 impl<D: DigestSecrets> Answers<Digest> for D {

@@ -52,6 +52,7 @@ pub use cached::{
 pub use callback::{from_async_fn, from_fn, AsyncFnValidator, FnValidator, IntoDecision};
 pub use digest::{
     secrets_from_async_fn, secrets_from_fn, AsyncSecretsFn, DigestSecrets, SecretLookup, SecretsFn,
+    SecretsOr,
 };
 pub use or::Or;
 pub use service::{from_service, Check, ServiceValidator};

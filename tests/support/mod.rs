@@ -33,14 +33,20 @@ pub const ORIGIN_BODY: &str = "hello from the origin\n";
 // ---------------------------------------------------------------------------------------------
 // Example binaries.
 
-/// The path of a compiled example, `target/<profile>/examples/<name>`, found from this test
-/// binary's own path (`target/<profile>/deps/<test>-<hash>`).
+/// The name of the forward proxy binary (the crate `tower-proxy-auth-proxy` in `proxy/`), for
+/// [`example_path`], [`ExampleProcess::start`] and [`run_example_to_exit`].
+pub const PROXY: &str = "forward-proxy";
+
+/// The path of a compiled example, `target/<profile>/examples/<name>`, or of the proxy binary
+/// ([`PROXY`]), `target/<profile>/forward-proxy`, found from this test binary's own path
+/// (`target/<profile>/deps/<test>-<hash>`).
 ///
 /// `cargo test` builds examples before integration tests, but `cargo test --test <name>` does
-/// not, which would leave a stale or missing binary. So when run by cargo (`CARGO` is set), the
-/// example is first brought up to date with `cargo build --example <name>` for the same profile
-/// and target directory (a no-op when it is fresh; it may wait for cargo's build lock). Set
-/// `SUPPORT_NO_EXAMPLE_BUILD=1` to skip that step.
+/// not, and the proxy is another package of the workspace, which would leave a stale or
+/// missing binary. So when run by cargo (`CARGO` is set), the binary is first brought up to
+/// date with `cargo build --example <name>` (or `cargo build -p tower-proxy-auth-proxy --bin
+/// forward-proxy`) for the same profile and target directory (a no-op when it is fresh; it may
+/// wait for cargo's build lock). Set `SUPPORT_NO_EXAMPLE_BUILD=1` to skip that step.
 ///
 /// # Panics
 ///
@@ -53,9 +59,18 @@ pub fn example_path(name: &str) -> PathBuf {
         .parent()
         .and_then(|deps| deps.parent())
         .expect("the test binary is not in target/<profile>/deps");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    let (path, build_args): (PathBuf, Vec<&str>) = if name == PROXY {
+        (
+            profile_dir.join(file),
+            vec!["-p", "tower-proxy-auth-proxy", "--bin", PROXY],
+        )
+    } else {
+        (
+            profile_dir.join("examples").join(file),
+            vec!["--example", name],
+        )
+    };
 
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|b| b == name) {
@@ -63,7 +78,7 @@ pub fn example_path(name: &str) -> PathBuf {
             std::env::var_os("CARGO"),
             std::env::var_os("SUPPORT_NO_EXAMPLE_BUILD"),
         ) {
-            build_example(&cargo, name, profile_dir);
+            build(&cargo, &build_args, profile_dir);
         }
         built.push(name.to_owned());
     }
@@ -71,22 +86,26 @@ pub fn example_path(name: &str) -> PathBuf {
 
     assert!(
         path.is_file(),
-        "example binary {} is missing; build it with `cargo build --example {name}`",
-        path.display()
+        "binary {} is missing; build it with `cargo build {}`",
+        path.display(),
+        build_args.join(" ")
     );
     path
 }
 
-/// `cargo build --example <name>` into the target directory and profile this test runs from.
-fn build_example(cargo: &std::ffi::OsStr, name: &str, profile_dir: &std::path::Path) {
+/// `cargo build <what>` into the target directory and profile this test runs from.
+fn build(cargo: &std::ffi::OsStr, what: &[&str], profile_dir: &std::path::Path) {
     let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
         Some("debug") | None => "dev",
         Some(other) => other,
     };
     let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let shown = what.join(" ");
     let mut child = Command::new(cargo)
-        .args(["build", "--quiet", "--example", name, "--profile", profile])
+        .args(["build", "--quiet"])
+        .args(what)
+        .args(["--profile", profile])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -95,7 +114,7 @@ fn build_example(cargo: &std::ffi::OsStr, name: &str, profile_dir: &std::path::P
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build example {name}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {shown}: {e}"));
     let stderr = drain(child.stderr.take().expect("piped stderr"));
     // Generous: the build may wait for another cargo holding the build lock.
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -106,14 +125,14 @@ fn build_example(cargo: &std::ffi::OsStr, name: &str, profile_dir: &std::path::P
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`cargo build --example {name}` did not finish in 15 minutes");
+            panic!("`cargo build {shown}` did not finish in 15 minutes");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(50));
     assert!(
         status.success(),
-        "`cargo build --example {name}` failed ({status}):\n{}",
+        "`cargo build {shown}` failed ({status}):\n{}",
         stderr.lock().unwrap_or_else(|e| e.into_inner())
     );
 }
@@ -165,7 +184,14 @@ impl ExampleProcess {
     ///
     /// When the binary is missing, exits early, or does not print the line in time.
     pub fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with_env(name, args, &[])
+    }
+
+    /// [`ExampleProcess::start`] with extra environment variables for the child (`RUST_LOG`
+    /// is `info` unless given here).
+    pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = example_command(name, args)
+            .envs(env.iter().copied())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
         let stderr = drain(child.stderr.take().expect("piped stderr"));
@@ -250,6 +276,32 @@ impl ExampleProcess {
         }
     }
 
+    /// The access log lines (`--access-log -`, the default, in the default `common` format)
+    /// written to stdout so far, parsed.
+    pub fn access_lines(&self) -> Vec<AccessLine> {
+        self.stdout()
+            .lines()
+            .filter_map(AccessLine::parse)
+            .collect()
+    }
+
+    /// Waits (bounded) until stdout holds an access log line for which `pred` is true.
+    pub async fn wait_for_access(&self, pred: impl Fn(&AccessLine) -> bool) -> AccessLine {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(line) = self.access_lines().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching access log line within {TIMEOUT:?}; stdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Whether the process has exited, and how.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -274,6 +326,53 @@ impl Drop for ExampleProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// One line of the proxy's access log in its `common` format,
+/// `%h %l %u %t "%r" %>s %b %D`, split by a parser of the tests' own.
+#[derive(Debug, Clone)]
+pub struct AccessLine {
+    /// The line as written.
+    pub raw: String,
+    pub client: String,
+    pub user: String,
+    pub method: String,
+    pub target: String,
+    pub status: u16,
+    /// `None` for `-` (no body bytes).
+    pub bytes: Option<u64>,
+    pub micros: u64,
+}
+
+impl AccessLine {
+    /// `None` when `line` is not an access log line (the banner, for instance).
+    pub fn parse(line: &str) -> Option<Self> {
+        let (head, rest) = line.split_once(" [")?;
+        let mut head = head.splitn(3, ' ');
+        let (client, _, user) = (head.next()?, head.next()?, head.next()?);
+        let (_, rest) = rest.split_once("] \"")?;
+        let (request, tail) = rest.rsplit_once("\" ")?;
+        let mut request = request.splitn(2, ' ');
+        let method = request.next()?;
+        let target = request.next()?.rsplit_once(' ')?.0;
+        let mut tail = tail.split(' ');
+        let status = tail.next()?.parse().ok()?;
+        let bytes = match tail.next()? {
+            "-" => None,
+            n => Some(n.parse().ok()?),
+        };
+        let micros = tail.next()?.parse().ok()?;
+        Some(Self {
+            raw: line.to_owned(),
+            client: client.to_owned(),
+            user: user.to_owned(),
+            method: method.to_owned(),
+            target: target.to_owned(),
+            status,
+            bytes,
+            micros,
+        })
     }
 }
 
@@ -333,12 +432,20 @@ pub fn run_example_to_exit_with_env(
     }
 }
 
-/// Starts the example forward proxy on 127.0.0.1:0 with one user and `extra` arguments.
+/// Starts the forward proxy ([`PROXY`]) on 127.0.0.1:0 with one user and `extra` arguments,
+/// and `--allow-private-targets`: the tests' origins are on 127.0.0.1, which the proxy refuses
+/// by default.
 pub fn start_proxy_with_user(user: &str, password: &str, extra: &[&str]) -> ExampleProcess {
     let user = format!("{user}:{password}");
-    let mut args = vec!["--listen", "127.0.0.1:0", "--user", user.as_str()];
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-private-targets",
+        "--user",
+        user.as_str(),
+    ];
     args.extend_from_slice(extra);
-    ExampleProcess::start("forward_proxy", &args)
+    ExampleProcess::start(PROXY, &args)
 }
 
 /// Opens a CONNECT tunnel to `target` through the proxy at `proxy` on a new connection, sending
@@ -428,6 +535,8 @@ pub struct ReceivedRequest {
     pub version: Version,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The trailer section of a chunked body, if it had one.
+    pub trailers: Option<HeaderMap>,
 }
 
 /// What an [`Origin`] answers every request with.
@@ -488,13 +597,16 @@ impl Origin {
                     let response = response.clone();
                     async move {
                         let (parts, body) = request.into_parts();
-                        let body = body.collect().await?.to_bytes();
+                        let collected = body.collect().await?;
+                        let trailers = collected.trailers().cloned();
+                        let body = collected.to_bytes();
                         log.lock().unwrap().push(ReceivedRequest {
                             method: parts.method,
                             uri: parts.uri,
                             version: parts.version,
                             headers: parts.headers,
                             body,
+                            trailers,
                         });
                         let mut answer = Response::new(Full::new(response.body.clone()));
                         *answer.status_mut() =
@@ -616,6 +728,20 @@ impl RawConn {
             stream,
             buf: Vec::new(),
         }
+    }
+
+    /// The socket, for raw use after a CONNECT `200`.
+    ///
+    /// # Panics
+    ///
+    /// When bytes already read are still unconsumed (they would be lost).
+    pub fn into_stream(self) -> TcpStream {
+        assert!(
+            self.buf.is_empty(),
+            "unread bytes: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        self.stream
     }
 
     /// Writes `bytes` as they are.
@@ -896,120 +1022,11 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnectionId(pub u64);
 
-// ---------------------------------------------------------------------------------------------
-// A Digest client of the tests' own (RFC 7616), independent of the crate's code.
-
-/// The auth-params of one challenge (`Digest realm="x", nonce="y", algorithm=MD5`), read by a
-/// parser of the tests' own: quoted values unescaped, names lowercased.
-pub fn challenge_params(challenge: &str) -> std::collections::HashMap<String, String> {
-    let mut out = std::collections::HashMap::new();
-    let rest = challenge.split_once(' ').map_or("", |(_, r)| r);
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ' ' || *c == ',') {
-            chars.next();
-        }
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if name.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            while let Some(c) = chars.peek() {
-                if *c == ',' {
-                    break;
-                }
-                value.push(*c);
-                chars.next();
-            }
-        }
-        out.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-    }
-    out
-}
-
-/// `H(a ":" b ...)` in lowercase hex for a Digest algorithm name (`-sess` ignored here).
-pub fn digest_hex(algorithm: &str, parts: &[&[u8]]) -> String {
-    use sha2::Digest as _;
-    let joined = parts.join(&b':');
-    let bytes: Vec<u8> = match algorithm
-        .trim_end_matches("-sess")
-        .to_ascii_uppercase()
-        .as_str()
-    {
-        "MD5" => md5::Md5::digest(&joined).to_vec(),
-        "SHA-256" => sha2::Sha256::digest(&joined).to_vec(),
-        "SHA-512-256" => sha2::Sha512_256::digest(&joined).to_vec(),
-        other => panic!("unknown algorithm {other}"),
-    };
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One Digest `Proxy-Authorization`/`Authorization` value for `challenge`.
-pub struct DigestAnswer<'a> {
-    pub user: &'a str,
-    pub password: &'a str,
-    pub method: &'a str,
-    pub uri: &'a str,
-    pub nc: u32,
-    pub cnonce: &'a str,
-}
-
-impl DigestAnswer<'_> {
-    /// The credentials, and the `rspauth` the server should send back.
-    pub fn credentials(&self, challenge: &str) -> (String, String) {
-        let p = challenge_params(challenge);
-        let algorithm = p.get("algorithm").cloned().unwrap_or_else(|| "MD5".into());
-        let (realm, nonce) = (&p["realm"], &p["nonce"]);
-        let nc = format!("{:08x}", self.nc);
-        let mut ha1 = digest_hex(
-            &algorithm,
-            &[
-                self.user.as_bytes(),
-                realm.as_bytes(),
-                self.password.as_bytes(),
-            ],
-        );
-        if algorithm.to_ascii_lowercase().ends_with("-sess") {
-            ha1 = digest_hex(
-                &algorithm,
-                &[ha1.as_bytes(), nonce.as_bytes(), self.cnonce.as_bytes()],
-            );
-        }
-        let response = |method: &str| {
-            let ha2 = digest_hex(&algorithm, &[method.as_bytes(), self.uri.as_bytes()]);
-            digest_hex(
-                &algorithm,
-                &[
-                    ha1.as_bytes(),
-                    nonce.as_bytes(),
-                    nc.as_bytes(),
-                    self.cnonce.as_bytes(),
-                    b"auth",
-                    ha2.as_bytes(),
-                ],
-            )
-        };
-        let value = format!(
-            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{}\", \
-             algorithm={algorithm}, qop=auth, nc={nc}, cnonce=\"{}\", response=\"{}\"",
-            self.user,
-            self.uri,
-            self.cnonce,
-            response(self.method)
-        );
-        (value, response(""))
-    }
-}
+// A Digest client of the tests' own (RFC 7616), independent of the crate's code; the benches
+// use it too.
+mod digest_client;
+#[allow(unused_imports)] // not every test binary uses the Digest client
+pub use digest_client::{challenge_params, digest_hex, DigestAnswer};
 
 // ---------------------------------------------------------------------------------------------
 // Programs from Debian packages.

@@ -7,6 +7,10 @@
 //! (scheme, whitespace, token68 or parameters) is [`crate::syntax`]'s.
 
 use std::fmt;
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -14,6 +18,7 @@ use base64::Engine as _;
 use http::header::{HeaderMap, PROXY_AUTHORIZATION};
 use zeroize::{Zeroize as _, Zeroizing};
 
+use crate::secret::{process_key, Tag};
 use crate::syntax::{self, CredentialsData, SyntaxError};
 
 /// Standard alphabet (RFC 4648 §4); padding optional, but nothing may follow it, and the unused
@@ -46,6 +51,43 @@ pub struct BasicCredentials {
     decoded: Decoded,
     /// Index of the first `:` in `decoded`.
     colon: usize,
+    /// The tag of `decoded` under the process key, made on first use ([`Self::tag`]).
+    tag: TagMemo,
+}
+
+/// A tag remembered once made. Plain atomics rather than a `OnceLock`: racing first uses
+/// each compute the same value, so no lock or wake-up is needed, and the common case (made
+/// once, read once more) costs a few loads and stores.
+#[derive(Default)]
+struct TagMemo {
+    made: AtomicBool,
+    halves: [AtomicU64; 2],
+}
+
+impl TagMemo {
+    fn get_or_make(&self, make: impl FnOnce() -> Tag) -> Tag {
+        if self.made.load(Acquire) {
+            return Tag::from_halves([self.halves[0].load(Relaxed), self.halves[1].load(Relaxed)]);
+        }
+        let tag = make();
+        let [a, b] = tag.halves();
+        self.halves[0].store(a, Relaxed);
+        self.halves[1].store(b, Relaxed);
+        self.made.store(true, Release);
+        tag
+    }
+}
+
+impl Clone for TagMemo {
+    fn clone(&self) -> Self {
+        let copy = Self::default();
+        if self.made.load(Acquire) {
+            copy.halves[0].store(self.halves[0].load(Relaxed), Relaxed);
+            copy.halves[1].store(self.halves[1].load(Relaxed), Relaxed);
+            copy.made.store(true, Relaxed);
+        }
+        copy
+    }
 }
 
 impl BasicCredentials {
@@ -68,6 +110,7 @@ impl BasicCredentials {
         Ok(Self {
             decoded,
             colon: user_id.len(),
+            tag: TagMemo::default(),
         })
     }
 
@@ -143,7 +186,11 @@ impl BasicCredentials {
         if std::str::from_utf8(&decoded[..colon]).is_err() {
             return Err(CredentialsError::InvalidUserId);
         }
-        Ok(Self { decoded, colon })
+        Ok(Self {
+            decoded,
+            colon,
+            tag: TagMemo::default(),
+        })
     }
 
     /// `user-id ":" password` as decoded: what the failure throttle recognises a repeated
@@ -153,6 +200,16 @@ impl BasicCredentials {
     }
 
     /// The user-id's bytes (UTF-8, checked when the credentials were made).
+    /// The keyed tag of these credentials under this process's key (`None` only when the
+    /// operating system's random source failed), computed once however many parts ask.
+    pub(crate) fn tag(&self) -> Option<Tag> {
+        let key = process_key().ok()?;
+        Some(
+            self.tag
+                .get_or_make(|| key.tag_credentials(self.colon, self.decoded())),
+        )
+    }
+
     pub(crate) fn user_id_bytes(&self) -> &[u8] {
         &self.decoded[..self.colon]
     }

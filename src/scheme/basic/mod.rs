@@ -17,6 +17,7 @@ pub use credentials::{BasicCredentials, CredentialsError};
 
 use super::{AttemptKey, Scheme, Setup, Verdict};
 use crate::outcome::{Answer, Decision, ValidatorError};
+use crate::secret::Tag;
 use crate::syntax::{ChallengeBuilder, Credentials, CredentialsData};
 
 /// The Basic scheme; offered by [`ProxyAuthLayer::builder`](crate::ProxyAuthLayer::builder)
@@ -103,6 +104,7 @@ impl Scheme for Basic {
 
     fn attempt_key<'a>(&self, attempt: &'a BasicCredentials) -> AttemptKey<'a> {
         AttemptKey::repeatable(attempt.user_id_bytes(), attempt.decoded())
+            .with_tag(attempt.tag().as_ref().map(Tag::to_u128))
     }
 
     fn conclude(

@@ -132,7 +132,7 @@ impl HashFunction {
 
     /// `H(parts joined by ":")` in lowercase hex (RFC 7616 §3.4.1's `H(a ":" b ...)`).
     pub fn hex(self, parts: &[&[u8]]) -> Hex {
-        fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Hex {
             let mut d = D::new();
             for (i, part) in parts.iter().enumerate() {
                 if i > 0 {
@@ -140,51 +140,134 @@ impl HashFunction {
                 }
                 d.update(part);
             }
-            d.finalize().to_vec()
+            let mut raw = d.finalize();
+            let hex = Hex::of(&raw);
+            zeroize::Zeroize::zeroize(raw.as_mut_slice());
+            hex
         }
-        let raw = match self {
+        match self {
             Self::Md5 => run::<Md5>(parts),
             Self::Sha256 => run::<Sha256>(parts),
             Self::Sha512_256 => run::<Sha512_256>(parts),
-        };
-        Hex::of(&raw)
+        }
     }
 }
 
-/// A lowercase hex digest, zeroized when dropped (an HA1 is a password equivalent).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Hex(zeroize::Zeroizing<Vec<u8>>);
+/// A hash in progress over `H(a ":" b ...)`: a shared prefix hashed once, then finished with
+/// different endings (a response and its `rspauth` share everything up to `HA2`).
+#[derive(Clone)]
+pub(crate) enum Hashing {
+    Md5(Md5),
+    Sha256(Sha256),
+    Sha512_256(Sha512_256),
+}
+
+impl HashFunction {
+    /// A hash of this function with `parts` in, each followed by `:`.
+    pub(crate) fn start(self, parts: &[&[u8]]) -> Hashing {
+        use sha2::Digest as _;
+        let mut hashing = match self {
+            Self::Md5 => Hashing::Md5(Md5::new()),
+            Self::Sha256 => Hashing::Sha256(Sha256::new()),
+            Self::Sha512_256 => Hashing::Sha512_256(Sha512_256::new()),
+        };
+        for part in parts {
+            hashing.update(part);
+            hashing.update(b":");
+        }
+        hashing
+    }
+}
+
+impl Hashing {
+    fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest as _;
+        match self {
+            Self::Md5(d) => d.update(bytes),
+            Self::Sha256(d) => d.update(bytes),
+            Self::Sha512_256(d) => d.update(bytes),
+        }
+    }
+
+    /// The hash of what went in and then `last`, in hex.
+    pub(crate) fn finish(mut self, last: &[u8]) -> Hex {
+        fn hex_of<D: sha2::Digest>(d: D) -> Hex {
+            let mut raw = d.finalize();
+            let hex = Hex::of(&raw);
+            zeroize::Zeroize::zeroize(raw.as_mut_slice());
+            hex
+        }
+        self.update(last);
+        match self {
+            Self::Md5(d) => hex_of(d),
+            Self::Sha256(d) => hex_of(d),
+            Self::Sha512_256(d) => hex_of(d),
+        }
+    }
+}
+
+/// A lowercase hex digest of at most [`Hex::MAX_LEN`] digits (64: SHA-256 and SHA-512/256;
+/// MD5 has 32), held inline (no allocation on the request path) and zeroized when dropped (an
+/// HA1 is a password equivalent). Equality is constant-time.
+#[derive(Clone)]
+pub struct Hex {
+    digits: zeroize::Zeroizing<[u8; Hex::MAX_LEN]>,
+    len: u8,
+}
 
 impl Hex {
+    /// The longest hex value held: 64 digits.
+    pub const MAX_LEN: usize = 64;
+
     fn of(raw: &[u8]) -> Self {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(raw.len() * 2));
-        for b in raw {
-            out.push(DIGITS[usize::from(b >> 4)]);
-            out.push(DIGITS[usize::from(b & 0xf)]);
+        let mut digits = zeroize::Zeroizing::new([0u8; Self::MAX_LEN]);
+        let len = (raw.len() * 2).min(Self::MAX_LEN);
+        for (pair, b) in digits[..len].chunks_exact_mut(2).zip(raw) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
         }
-        Self(out)
+        Self {
+            digits,
+            len: len as u8,
+        }
     }
 
     /// Takes a lowercase or uppercase hex value (an HA1 from a file), normalised to
-    /// lowercase; `None` unless it is all hex digits.
+    /// lowercase; `None` unless it is 1 to [`MAX_LEN`](Self::MAX_LEN) hex digits.
     pub fn parse(text: &[u8]) -> Option<Self> {
-        if text.is_empty() || !text.iter().all(u8::is_ascii_hexdigit) {
+        if text.is_empty() || text.len() > Self::MAX_LEN || !text.iter().all(u8::is_ascii_hexdigit)
+        {
             return None;
         }
-        Some(Self(zeroize::Zeroizing::new(text.to_ascii_lowercase())))
+        let mut digits = zeroize::Zeroizing::new([0u8; Self::MAX_LEN]);
+        digits[..text.len()].copy_from_slice(text);
+        digits[..text.len()].make_ascii_lowercase();
+        Some(Self {
+            digits,
+            len: text.len() as u8,
+        })
     }
 
     /// The hex digits.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.digits[..usize::from(self.len)]
     }
 }
+
+impl PartialEq for Hex {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.as_bytes().ct_eq(other.as_bytes()).into()
+    }
+}
+
+impl Eq for Hex {}
 
 impl fmt::Debug for Hex {
     /// The length only: an HA1 is a password equivalent.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hex(<{} digits>)", self.0.len())
+        write!(f, "Hex(<{} digits>)", self.len)
     }
 }
 

@@ -38,6 +38,7 @@ use http::request::Parts;
 use http::HeaderValue;
 use subtle::ConstantTimeEq;
 
+use algorithm::Hashing;
 pub use algorithm::{Algorithm, HashFunction, Hex, UnknownAlgorithm};
 pub use nonce::{NonceId, NonceKey, NonceKeyError, DEFAULT_NONCE_LIFETIME, MIN_KEY_BYTES};
 pub use replay::{MemoryReplayStore, ReplayStore, ReplayVerdict, DEFAULT_REPLAY_CAPACITY};
@@ -45,6 +46,7 @@ pub use secret::{DigestQuery, DigestSecret, DigestUser, Secret};
 
 use super::{AttemptKey, Scheme, Setup, Verdict};
 use crate::outcome::{Answer, ValidatorError};
+use crate::secret::ct_eq_bytes;
 use crate::syntax::{ChallengeBuilder, Credentials, CredentialsData};
 use nonce::{NonceCheck, Nonces};
 use response::{names_request_target, DigestResponse};
@@ -84,7 +86,7 @@ pub struct Digest {
     lifetime: Duration,
     replay: Option<Arc<dyn ReplayStore>>,
     userhash: bool,
-    realm: String,
+    realm: Arc<str>,
     nonces: Option<Arc<Nonces>>,
 }
 
@@ -98,7 +100,7 @@ impl Digest {
             lifetime: DEFAULT_NONCE_LIFETIME,
             replay: None,
             userhash: false,
-            realm: String::new(),
+            realm: Arc::from(""),
             nonces: None,
         }
     }
@@ -184,7 +186,7 @@ impl fmt::Debug for Digest {
 /// the secrets source.
 pub struct DigestAttempt {
     response: DigestResponse,
-    method: Vec<u8>,
+    method: http::Method,
     nonce: NonceCheck,
     query: DigestQuery,
 }
@@ -213,7 +215,7 @@ impl Scheme for Digest {
                     .to_owned(),
             );
         }
-        self.realm = setup.realm.as_str().to_owned();
+        self.realm = Arc::from(setup.realm.as_str());
         let key = match self.key.take() {
             Some(key) => key,
             None => NonceKey::random().map_err(|e| e.to_string())?,
@@ -246,13 +248,13 @@ impl Scheme for Digest {
                 Verdict::Malformed(label)
             }
         })?;
-        if response.realm != self.realm.as_bytes() {
+        if response.realm() != self.realm.as_bytes() {
             return Err(Verdict::Malformed("digest_realm_mismatch"));
         }
         if !self.algorithms.contains(&response.algorithm) {
             return Err(Verdict::Malformed("digest_algorithm_not_offered"));
         }
-        if !names_request_target(&response.uri, request) {
+        if !names_request_target(response.uri(), request) {
             return Err(Verdict::BadRequest("digest_uri_mismatch"));
         }
         let Some(nonces) = self.nonces() else {
@@ -260,7 +262,7 @@ impl Scheme for Digest {
                 "Digest used before the layer was built",
             )));
         };
-        let nonce = nonces.check(&response.nonce);
+        let nonce = nonces.check(response.nonce());
         if nonce == NonceCheck::Invalid {
             // Forged or altered: a failure, counted, with fresh challenges (no `stale`).
             return Err(Verdict::Reject);
@@ -272,7 +274,7 @@ impl Scheme for Digest {
         };
         Ok(DigestAttempt {
             response,
-            method: request.method.as_str().as_bytes().to_vec(),
+            method: request.method.clone(),
             nonce,
             query,
         })
@@ -299,31 +301,26 @@ impl Scheme for Digest {
         // what a known one with a wrong response does.
         let (ha1, identity) = match &found {
             Some(secret) => {
-                let name = match &r.user {
-                    DigestUser::Name(name) => name.clone(),
-                    DigestUser::Hash(_) => secret.identity.user().as_bytes().to_vec(),
+                let name: &[u8] = match &r.user {
+                    DigestUser::Name(name) => name,
+                    DigestUser::Hash(_) => secret.identity.user().as_bytes(),
                 };
-                match secret.secret.ha1_for(hash, &name, &r.realm) {
+                match secret.secret.ha1_for(hash, name, r.realm()) {
                     Some(ha1) => (ha1, Some(secret.identity.clone())),
-                    None => (hash.hex(&[&name, &r.realm, b"\0no secret\0"]), None),
+                    None => (hash.hex(&[name, r.realm(), b"\0no secret\0"]), None),
                 }
             }
             None => (
-                hash.hex(&[r.user.as_bytes(), &r.realm, b"\0no such user\0"]),
+                hash.hex(&[r.user.as_bytes(), r.realm(), b"\0no such user\0"]),
                 None,
             ),
         };
-        let ha1 = session_ha1(r.algorithm, ha1, &r.nonce, &r.cnonce);
-        let expected = response_hex(
-            hash,
-            &ha1,
-            &r.nonce,
-            &r.nc_text,
-            &r.cnonce,
-            &attempt.method,
-            &r.uri,
-        );
-        let right = expected.as_bytes().ct_eq(&r.response) & u8::from(identity.is_some()).ct_eq(&1);
+        let ha1 = session_ha1(r.algorithm, ha1, r.nonce(), r.cnonce());
+        let responses = Responses::start(hash, &ha1, r.nonce(), r.nc_text(), r.cnonce());
+        drop(ha1);
+        let expected = responses.finish(hash, attempt.method.as_str().as_bytes(), r.uri());
+        let right =
+            ct_eq_bytes(expected.as_bytes(), r.response()) & u8::from(identity.is_some()).ct_eq(&1);
         let Some(identity) = identity.filter(|_| bool::from(right)) else {
             return Answer::Ready(Verdict::Reject);
         };
@@ -337,12 +334,12 @@ impl Scheme for Digest {
         };
         let info = {
             // RFC 7616 §3.5: as the response, with an empty method.
-            let rspauth = response_hex(hash, &ha1, &r.nonce, &r.nc_text, &r.cnonce, b"", &r.uri);
+            let rspauth = responses.finish(hash, b"", r.uri());
             ChallengeBuilder::params()
                 .quoted("rspauth", rspauth.as_bytes())
                 .token("qop", "auth")
-                .quoted("cnonce", &r.cnonce)
-                .token("nc", &r.nc_text)
+                .quoted("cnonce", r.cnonce())
+                .token("nc", r.nc_text())
                 .finish()
         };
         let Some(store) = self.replay() else {
@@ -373,7 +370,7 @@ impl Scheme for Digest {
         };
         for algorithm in &self.algorithms {
             let mut challenge = ChallengeBuilder::new("Digest")
-                .quoted("realm", &self.realm)
+                .quoted("realm", self.realm.as_bytes())
                 .quoted("qop", "auth")
                 .token("algorithm", algorithm.as_str())
                 .quoted("nonce", nonces.issue())
@@ -401,6 +398,7 @@ fn session_ha1(algorithm: Algorithm, ha1: Hex, nonce: &[u8], cnonce: &[u8]) -> H
 
 /// `response` for `qop=auth` (RFC 7616 §3.4.1):
 /// `H(HA1 ":" nonce ":" nc ":" cnonce ":" "auth" ":" H(method ":" uri))`.
+#[cfg(test)]
 fn response_hex(
     hash: HashFunction,
     ha1: &Hex,
@@ -410,8 +408,22 @@ fn response_hex(
     method: &[u8],
     uri: &[u8],
 ) -> Hex {
-    let ha2 = hash.hex(&[method, uri]);
-    hash.hex(&[ha1.as_bytes(), nonce, nc, cnonce, b"auth", ha2.as_bytes()])
+    Responses::start(hash, ha1, nonce, nc, cnonce).finish(hash, method, uri)
+}
+
+/// The part of `response` that does not depend on the method, hashed once: the response to
+/// check and its `rspauth` (the same with an empty method, RFC 7616 §3.5) finish it apart.
+struct Responses(Hashing);
+
+impl Responses {
+    fn start(hash: HashFunction, ha1: &Hex, nonce: &[u8], nc: &[u8], cnonce: &[u8]) -> Self {
+        Self(hash.start(&[ha1.as_bytes(), nonce, nc, cnonce, b"auth"]))
+    }
+
+    fn finish(&self, hash: HashFunction, method: &[u8], uri: &[u8]) -> Hex {
+        let ha2 = hash.hex(&[method, uri]);
+        self.0.clone().finish(ha2.as_bytes())
+    }
 }
 
 #[cfg(test)]

@@ -20,20 +20,80 @@ use super::algorithm::Algorithm;
 use super::secret::DigestUser;
 use crate::syntax::AuthParams;
 
-/// Parsed Digest credentials, owned (a lookup may answer after the request moved on).
+/// Parsed Digest credentials, owned (a lookup may answer after the request moved on): the
+/// text parameters in one buffer (one allocation per request, not one per parameter).
 #[derive(Clone)]
 pub(crate) struct DigestResponse {
     pub(crate) user: DigestUser,
-    pub(crate) realm: Vec<u8>,
-    pub(crate) nonce: Vec<u8>,
-    pub(crate) uri: Vec<u8>,
-    /// Lowercase hex.
-    pub(crate) response: Vec<u8>,
     pub(crate) algorithm: Algorithm,
-    pub(crate) cnonce: Vec<u8>,
-    /// `nc` as sent (it goes into the hash as text).
-    pub(crate) nc_text: Vec<u8>,
     pub(crate) nc: u32,
+    /// `realm`, `nonce`, `uri`, `response` (lowercased), `cnonce` and `nc` as sent, end to end.
+    text: Vec<u8>,
+    /// Where each of them ends in `text`.
+    ends: [u16; 6],
+}
+
+/// The parameters read, by name (lowercase).
+const NAMES: [&[u8]; 11] = [
+    b"username",
+    b"username*",
+    b"userhash",
+    b"realm",
+    b"nonce",
+    b"uri",
+    b"response",
+    b"algorithm",
+    b"cnonce",
+    b"nc",
+    b"qop",
+];
+
+const REALM: usize = 0;
+const NONCE: usize = 1;
+const URI: usize = 2;
+const RESPONSE: usize = 3;
+const CNONCE: usize = 4;
+const NC: usize = 5;
+
+impl DigestResponse {
+    fn part(&self, n: usize) -> &[u8] {
+        let start = if n == 0 {
+            0
+        } else {
+            usize::from(self.ends[n - 1])
+        };
+        &self.text[start..usize::from(self.ends[n])]
+    }
+
+    /// `realm`.
+    pub(crate) fn realm(&self) -> &[u8] {
+        self.part(REALM)
+    }
+
+    /// `nonce`.
+    pub(crate) fn nonce(&self) -> &[u8] {
+        self.part(NONCE)
+    }
+
+    /// `uri`.
+    pub(crate) fn uri(&self) -> &[u8] {
+        self.part(URI)
+    }
+
+    /// `response`, lowercase hex.
+    pub(crate) fn response(&self) -> &[u8] {
+        self.part(RESPONSE)
+    }
+
+    /// `cnonce`.
+    pub(crate) fn cnonce(&self) -> &[u8] {
+        self.part(CNONCE)
+    }
+
+    /// `nc` as sent (it goes into the hash as text).
+    pub(crate) fn nc_text(&self) -> &[u8] {
+        self.part(NC)
+    }
 }
 
 /// Why Digest credentials cannot be used: a stable label, and whether RFC 9110 makes it a 400
@@ -47,7 +107,24 @@ fn malformed(label: &'static str) -> Refusal {
 impl DigestResponse {
     /// Reads and checks the parameters.
     pub(crate) fn parse(params: &AuthParams<'_>) -> Result<Self, Refusal> {
-        let get = |name| params.get(name).map(|p| p.value());
+        // One pass over the list, each parameter to its slot (names are case-insensitive;
+        // the syntax stage has refused a name given twice).
+        let mut slots: [Option<&[u8]>; NAMES.len()] = [None; NAMES.len()];
+        for param in params.iter() {
+            let name = param.name().as_bytes();
+            if let Some(i) = NAMES
+                .iter()
+                .position(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
+            {
+                slots[i] = Some(param.value());
+            }
+        }
+        let get = |name: &str| {
+            NAMES
+                .iter()
+                .position(|n| *n == name.as_bytes())
+                .and_then(|i| slots[i])
+        };
         let require = |name, label| get(name).ok_or(malformed(label));
         let userhash = match get("userhash") {
             None => false,
@@ -99,16 +176,34 @@ impl DigestResponse {
         if cnonce.is_empty() {
             return Err(malformed("digest_cnonce_missing"));
         }
+        let parts = [
+            require("realm", "digest_realm_missing")?,
+            require("nonce", "digest_nonce_missing")?,
+            require("uri", "digest_uri_missing")?,
+            response,
+            cnonce,
+            nc_text,
+        ];
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        // (The credentials field is at most 64 KiB by default; a larger one set by the user
+        // could overflow the 16-bit offsets: refused rather than truncated.)
+        if total > usize::from(u16::MAX) {
+            return Err(malformed("digest_params_too_long"));
+        }
+        let mut text = Vec::with_capacity(total);
+        let mut ends = [0u16; 6];
+        for (n, part) in parts.iter().enumerate() {
+            text.extend_from_slice(part);
+            ends[n] = text.len() as u16;
+        }
+        let start = usize::from(ends[RESPONSE - 1]);
+        text[start..usize::from(ends[RESPONSE])].make_ascii_lowercase();
         Ok(Self {
             user,
-            realm: require("realm", "digest_realm_missing")?.to_vec(),
-            nonce: require("nonce", "digest_nonce_missing")?.to_vec(),
-            uri: require("uri", "digest_uri_missing")?.to_vec(),
-            response: response.to_ascii_lowercase(),
             algorithm,
-            cnonce: cnonce.to_vec(),
-            nc_text: nc_text.to_vec(),
             nc,
+            text,
+            ends,
         })
     }
 }
@@ -189,7 +284,7 @@ mod tests {
         assert_eq!(r.user, DigestUser::Name(b"Mufasa".to_vec()));
         assert_eq!((r.algorithm, r.nc), (Algorithm::Md5, 1));
         let r = parse(&GOOD.replace("nc=00000001", "nc=0000000A")).unwrap();
-        assert_eq!((r.nc, r.nc_text.as_slice()), (10, &b"0000000A"[..]));
+        assert_eq!((r.nc, r.nc_text()), (10, &b"0000000A"[..]));
     }
 
     #[test]

@@ -52,8 +52,8 @@ impl fmt::Debug for DigestUser {
 pub struct DigestQuery {
     /// The user, by name or by userhash.
     pub user: DigestUser,
-    /// The realm (the layer's).
-    pub realm: String,
+    /// The realm (the layer's; shared, so a query costs no copy of it).
+    pub realm: std::sync::Arc<str>,
     /// The algorithm the client chose (its hash decides which HA1 is needed).
     pub algorithm: Algorithm,
 }

@@ -1,0 +1,250 @@
+//! The command line: every flag, its default and its range, parsed by clap.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use tower_proxy_auth::scheme::digest::Algorithm;
+use tower_proxy_auth::FailureThrottle;
+
+/// The demo user the proxy starts with when no `--user` or `--htpasswd` is given.
+pub const DEMO_USER: (&str, &str) = ("alice", "s3cret");
+
+/// The longest duration any `SECONDS` flag takes: 365 days. Beyond it some timers (hyper's
+/// header read timeout among them) would overflow the clock and panic.
+pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
+
+/// The default of `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+
+/// The parser of every `SECONDS` flag but `--shutdown-grace`: 1 to [`MAX_SECONDS`].
+fn seconds() -> clap::builder::RangedU64ValueParser {
+    clap::value_parser!(u64).range(1..=MAX_SECONDS)
+}
+
+/// A forward HTTP/1.1 proxy with proxy authentication (tower-proxy-auth).
+#[derive(Parser, Debug)]
+#[command(name = "forward-proxy", version)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port (the real address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3128")]
+    pub listen: SocketAddr,
+
+    /// Realm named in the Proxy-Authenticate challenge.
+    #[arg(long, value_name = "TEXT", default_value = tower_proxy_auth::DEFAULT_REALM)]
+    pub realm: String,
+
+    /// A user, as NAME:PASSWORD (split at the first ':'; the password may hold ':').
+    /// Repeatable. Without any --user or --htpasswd, the demo user alice:s3cret is used.
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    pub users: Vec<UserArg>,
+
+    /// An Apache/nginx htpasswd file of users (bcrypt, apr1, SHA, crypt(3) formats); reloaded
+    /// when it changes. Combinable with --user (those are checked first).
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+
+    /// Skip unusable lines of the htpasswd file with a warning naming file and line, instead of
+    /// refusing to start.
+    #[arg(long, requires = "htpasswd")]
+    pub htpasswd_lenient: bool,
+
+    /// Refuse legacy DES crypt(3) lines of the htpasswd file (only 8 bytes of a password
+    /// count): such a line is an error naming file and line (skipped with --htpasswd-lenient).
+    #[arg(long, requires = "htpasswd")]
+    pub htpasswd_refuse_des: bool,
+
+    /// The authentication schemes offered, in challenge order (RFC 7616 §3.7: most preferred
+    /// first): a comma list of `digest` and `basic`. `--user` users work with both; htpasswd
+    /// users with Basic only (their hashes cannot serve Digest); htdigest users with Digest.
+    #[arg(
+        long = "auth",
+        value_name = "SCHEMES",
+        value_delimiter = ',',
+        default_value = "basic"
+    )]
+    pub schemes: Vec<SchemeArg>,
+
+    /// Digest algorithms offered, one challenge each, in this order: a comma list of `SHA-256`,
+    /// `SHA-512-256`, `MD5` and their `-sess` forms. Default: SHA-256,MD5 (SHA-256 for the
+    /// clients that can, MD5 for those that cannot); with --htdigest, MD5 only (the file holds
+    /// MD5 HA1s).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_algorithm)]
+    pub digest_algorithms: Vec<Algorithm>,
+
+    /// The Digest nonce key, shared by every instance that should accept another's nonces (at
+    /// least 32 bytes; e.g. `head -c 32 /dev/urandom > nonce.key`). Default: a random key per
+    /// process.
+    #[arg(long, value_name = "FILE")]
+    pub digest_key_file: Option<PathBuf>,
+
+    /// How long a Digest nonce is accepted, in seconds; after that a right response gets
+    /// `stale=true` and a fresh nonce (clients retry without asking the user).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds(),
+          default_value_t = tower_proxy_auth::scheme::digest::DEFAULT_NONCE_LIFETIME.as_secs())]
+    pub digest_nonce_lifetime: u64,
+
+    /// An Apache htdigest file (`user:realm:HA1`, as `htdigest` writes it) of Digest users for
+    /// --realm; reloaded when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub htdigest: Option<PathBuf>,
+
+    /// Serve without proxy authentication (a baseline for benchmarks).
+    #[arg(long, conflicts_with_all = ["users", "realm", "htpasswd", "htdigest"])]
+    pub no_auth: bool,
+
+    /// Wrong credentials allowed per user name and per client address within one window;
+    /// past it, attempts get 429 with Retry-After until the window ends. 0 turns throttling off.
+    #[arg(long, value_name = "N", default_value_t = FailureThrottle::DEFAULT_MAX_FAILURES)]
+    pub max_auth_failures: u32,
+
+    /// Length of the failure-counting window, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = FailureThrottle::DEFAULT_WINDOW.as_secs(),
+          value_parser = seconds())]
+    pub auth_failure_window: u64,
+
+    /// Largest Proxy-Authorization accepted, in bytes (at least 64); larger gets 431 and the
+    /// connection closes.
+    #[arg(long, value_name = "BYTES", default_value_t = tower_proxy_auth::DEFAULT_MAX_CREDENTIALS_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_credentials_bytes: u64,
+
+    /// Connect to loopback, private, link-local, unique-local and other internal addresses
+    /// too. By default such targets get 403, checked after name resolution, for CONNECT and
+    /// forwarded requests alike.
+    #[arg(long)]
+    pub allow_private_targets: bool,
+
+    /// Client connections open at once, CONNECT tunnels included (at least 1). At the limit
+    /// the proxy stops accepting until one closes: new clients wait in the kernel's listen
+    /// queue instead of being refused.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Serve the proxy over TLS with this certificate chain (PEM, leaf first); needs
+    /// --tls-key. Clients then use `https://` proxy URLs (curl --proxy https://HOST:PORT).
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Where the access log (one line per request) goes: a file (appended to), `-` for
+    /// standard output, or `none`.
+    #[arg(long, value_name = "FILE|-|none", default_value = "-")]
+    pub access_log: String,
+
+    /// The access log's line format.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Common)]
+    pub access_log_format: LogFormat,
+
+    /// Number of tokio worker threads, 1 to 1024 (default: one per core). 1 runs everything
+    /// on one thread (tokio's current-thread runtime).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+
+    /// Seconds a client may take to send a request's header section (and, with TLS, to finish
+    /// the handshake); also bounds how long an idle keep-alive connection is held.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = seconds())]
+    pub header_read_timeout: u64,
+
+    /// Seconds to wait for a TCP connection to an origin or a CONNECT target.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = seconds())]
+    pub connect_timeout: u64,
+
+    /// Seconds an unused pooled origin connection is kept for reuse; it is closed between 1 and
+    /// 2 times this after its last use (the pool is swept once per period). An origin that
+    /// closes sooner (Apache httpd: 5 s, nginx: 75 s) can do so just as a request reuses the
+    /// connection: idempotent requests without a body are then retried once, others get 502.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = seconds())]
+    pub origin_idle_timeout: u64,
+
+    /// Unused connections kept per origin (scheme, host, port) for reuse; beyond this, a
+    /// connection is closed when its response ends. 0 turns pooling off. Keep it near the
+    /// number of concurrent clients: below it, busy origins see connections closed and reopened.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_idle_per_origin: usize,
+
+    /// Seconds a CONNECT tunnel may pass no bytes in either direction before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600,
+          value_parser = seconds())]
+    pub tunnel_idle_timeout: u64,
+
+    /// Seconds in-flight connections and tunnels get to finish after Ctrl-C.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
+    pub shutdown_grace: u64,
+}
+
+/// The access log's line formats (see `access_log.rs` for each field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Apache's common log format plus the time taken in microseconds:
+    /// `%h %l %u %t "%r" %>s %b %D`.
+    Common,
+    /// Squid's native access.log format:
+    /// `time.ms elapsed client code/status bytes method URL user hierarchy/peer type`.
+    Squid,
+}
+
+/// One scheme of `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// Digest (RFC 7616).
+    Digest,
+    /// Basic (RFC 7617).
+    Basic,
+}
+
+fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
+    Algorithm::from_token(value.trim().as_bytes()).ok_or_else(|| {
+        format!(
+            "unknown Digest algorithm {value:?} (known: {})",
+            Algorithm::ALL.map(Algorithm::as_str).join(", ")
+        )
+    })
+}
+
+/// One `--user NAME:PASSWORD`; `Debug` hides the password.
+#[derive(Clone)]
+pub struct UserArg {
+    pub name: String,
+    pub password: String,
+}
+
+impl fmt::Debug for UserArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserArg")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+fn parse_user(value: &str) -> Result<UserArg, String> {
+    let Some((name, password)) = value.split_once(':') else {
+        return Err("expected NAME:PASSWORD (no ':' found)".to_owned());
+    };
+    if name.is_empty() {
+        return Err("the user name is empty".to_owned());
+    }
+    // RFC 7617 §2: neither part may hold a control character, so such a user could never log in.
+    if name.chars().any(char::is_control) {
+        return Err("the user name holds a control character".to_owned());
+    }
+    if password.chars().any(char::is_control) {
+        return Err("the password holds a control character".to_owned());
+    }
+    Ok(UserArg {
+        name: name.to_owned(),
+        password: password.to_owned(),
+    })
+}
