@@ -1,7 +1,8 @@
 //! Forward-auth against a small real auth service (an axum app on 127.0.0.1 started by each
 //! test), through a real layer served on 127.0.0.1: allow with identity and data, reject,
 //! forbid, a 500, an answer slower than the timeout, a refused connection, what the service
-//! receives, the bound on requests in flight, and the cache.
+//! receives, the bound on requests in flight, and the cache; and the same through the
+//! example proxy's `--forward-auth` flags.
 
 mod support;
 
@@ -18,7 +19,10 @@ use tower::ServiceBuilder;
 use tower_proxy_auth::store::forward_auth::{ForwardAuth, ForwardAuthError, ForwardAuthHeaders};
 use tower_proxy_auth::{BasicCredentials, Identity, Party, ProxyAuthLayer, Validation, Validator};
 
-use support::{basic, closed_port, curl, proxy_get, request_head, serve, RawConn};
+use support::{
+    basic, closed_port, curl, curl_status, proxy_get, request_head, run_example_to_exit, serve,
+    ExampleProcess, Origin, RawConn, PROXY,
+};
 
 /// What the auth service received: method, path and fields of each request.
 type Received = Arc<Mutex<Vec<(String, String, HeaderMap)>>>;
@@ -462,4 +466,117 @@ async fn https_with_a_configured_ca_and_not_without_it() {
     let untrusted = ForwardAuth::to(url).build().unwrap();
     let addr = start(ProxyAuthLayer::new(untrusted)).await;
     assert_eq!(get(addr, "alice", "s3cret").await.0, 503);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the example proxy (`forward-proxy --forward-auth URL`), driven by curl.
+
+/// The example proxy on 127.0.0.1:0 with `args`, allowed to reach the test's origin.
+fn example_proxy(args: &[&str]) -> ExampleProcess {
+    let mut all = vec!["--listen", "127.0.0.1:0", "--allow-private-targets"];
+    all.extend_from_slice(args);
+    ExampleProcess::start(PROXY, &all)
+}
+
+/// The status of a GET of `url` through `proxy` with Basic `user_password` (curl's `-U`).
+async fn status_through(proxy: &ExampleProcess, user_password: &str, url: &str) -> String {
+    let proxy = format!("http://{}", proxy.addr());
+    curl_status(&["-x", &proxy, "-U", user_password, url]).await
+}
+
+#[tokio::test]
+async fn forward_auth_through_the_example_proxy() {
+    let (service, received) = auth_service("authorization").await;
+    let origin = Origin::start().await;
+    let url = origin.url("/page?q=1");
+    let verify = format!("http://{service}/verify");
+    let proxy = example_proxy(&[
+        "--forward-auth",
+        &verify,
+        "--forward-auth-identity-header",
+        "x-auth-user",
+        "--forward-auth-timeout",
+        "1",
+        "--user",
+        "carol:c4rol",
+    ]);
+
+    assert_eq!(status_through(&proxy, "alice:s3cret", &url).await, "200");
+    let line = proxy.wait_for_access(|l| l.status == 200).await;
+    assert_eq!(line.user, "alice@corp", "the identity the service named");
+    {
+        let received = received.lock().unwrap();
+        assert_eq!(received.len(), 1);
+        let (method, path, headers) = &received[0];
+        assert_eq!((method.as_str(), path.as_str()), ("GET", "/verify"));
+        // The client's Proxy-Authorization line, unchanged, in Authorization.
+        assert_eq!(headers["authorization"], basic("alice", b"s3cret").as_str());
+        assert_eq!(headers["x-forwarded-method"], "GET");
+        assert_eq!(headers["x-forwarded-uri"], url.as_str());
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    }
+    // Remembered: the service is not asked again.
+    assert_eq!(status_through(&proxy, "alice:s3cret", &url).await, "200");
+    assert_eq!(received.lock().unwrap().len(), 1);
+
+    assert_eq!(status_through(&proxy, "alice:wrong", &url).await, "407");
+    assert_eq!(status_through(&proxy, "mallory:x", &url).await, "407");
+    assert_eq!(status_through(&proxy, "bob:x", &url).await, "403");
+    assert_eq!(status_through(&proxy, "boom:x", &url).await, "503");
+    let started = Instant::now();
+    assert_eq!(status_through(&proxy, "slow:x", &url).await, "503");
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "--forward-auth-timeout 1 ended the check ({:?})",
+        started.elapsed()
+    );
+    // --user is combinable, and asked first: the service never hears of carol.
+    let asked = received.lock().unwrap().len();
+    assert_eq!(status_through(&proxy, "carol:c4rol", &url).await, "200");
+    assert_eq!(received.lock().unwrap().len(), asked);
+    assert_eq!(origin.received().len(), 3);
+
+    let refused = format!("http://127.0.0.1:{}/verify", closed_port());
+    let proxy = example_proxy(&["--forward-auth", &refused]);
+    assert_eq!(status_through(&proxy, "alice:s3cret", &url).await, "503");
+}
+
+#[test]
+fn forward_auth_flags_that_cannot_work_stop_the_proxy_naming_the_flag() {
+    for (args, expected) in [
+        (
+            vec!["--forward-auth", "ftp://auth.test/verify"],
+            "--forward-auth: ",
+        ),
+        (
+            vec![
+                "--auth",
+                "digest",
+                "--user",
+                "a:b",
+                "--forward-auth",
+                "http://127.0.0.1:1/",
+            ],
+            "--forward-auth needs --auth with basic",
+        ),
+        (
+            vec![
+                "--forward-auth",
+                "http://127.0.0.1:1/",
+                "--forward-auth-identity-header",
+                "not a name",
+            ],
+            "--forward-auth-identity-header: \"not a name\" is not a field name",
+        ),
+    ] {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend(args.iter().copied());
+        let finished = run_example_to_exit(PROXY, &all, Duration::from_secs(20));
+        assert!(!finished.status.success(), "{args:?} started");
+        assert!(
+            finished.stderr.contains(expected),
+            "{args:?}: {}",
+            finished.stderr
+        );
+    }
 }

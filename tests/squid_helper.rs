@@ -1,7 +1,8 @@
 //! Squid's authentication helpers as validators, with the real programs of Debian's `squid`
 //! package (`basic_ncsa_auth`, `digest_file_auth`, `helper-mux`) and helper scripts of the
 //! tests' own that crash, hang, print garbage or count how many requests they serve at once,
-//! all through a real layer served on 127.0.0.1 and driven by curl or raw HTTP/1.1.
+//! all through a real layer served on 127.0.0.1 and driven by curl or raw HTTP/1.1, and
+//! through the example proxy's `--squid-helper` flags.
 //!
 //! A missing helper fails the test naming the package (`apt-get install -y squid`); the
 //! password files are made by Apache's `htpasswd` (Debian's `apache2-utils`).
@@ -21,7 +22,10 @@ use tower_proxy_auth::scheme::digest::Digest;
 use tower_proxy_auth::store::squid_helper::{HelperNotes, SquidHelper, SquidHelperError};
 use tower_proxy_auth::{BasicCredentials, Identity, ProxyAuthLayer, Validation, Validator};
 
-use support::{basic, challenge_params, curl, proxy_get, serve, squid_helper, write_script};
+use support::{
+    basic, challenge_params, curl, curl_status, proxy_get, run_example_to_exit, serve,
+    squid_helper, write_script, ExampleProcess, Origin, PROXY,
+};
 
 /// Everything the crate logs in this test binary, to check that no password is ever written.
 fn logs() -> &'static Mutex<Vec<u8>> {
@@ -648,4 +652,259 @@ fn a_realm_with_a_quote_cannot_be_served_by_a_digest_helper() {
         .build()
         .unwrap_err();
     assert!(error.to_string().contains("Squid Digest helper"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the example proxy (`forward-proxy --squid-helper …`), driven by curl.
+
+/// The example proxy on 127.0.0.1:0 with `args`, allowed to reach the test's origin.
+fn example_proxy(args: &[&str]) -> ExampleProcess {
+    let mut all = vec!["--listen", "127.0.0.1:0", "--allow-private-targets"];
+    all.extend_from_slice(args);
+    ExampleProcess::start(PROXY, &all)
+}
+
+/// A helper command line for `--squid-helper`: the program and arguments, single-quoted
+/// (the temp paths hold no quote).
+fn command_line(program: &Path, args: &[&Path]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().copied())
+        .map(|word| format!("'{}'", word.display()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The status of a GET of `url` through `proxy` with Basic `user_password` (curl's `-U`).
+async fn basic_status(proxy: &ExampleProcess, user_password: &str, url: &str) -> String {
+    let proxy = format!("http://{}", proxy.addr());
+    curl_status(&["-x", &proxy, "-U", user_password, url]).await
+}
+
+#[tokio::test]
+async fn basic_ncsa_auth_through_the_example_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = password_file(
+        dir.path(),
+        "-B",
+        &[("alice", "s3cret"), ("carol", "p@ss: word")],
+    );
+    let helper = command_line(&squid_helper("basic_ncsa_auth"), &[&file]);
+    let origin = Origin::start().await;
+    let url = origin.url("/page");
+    let proxy = example_proxy(&[
+        "--squid-helper",
+        &helper,
+        "--squid-helper-children",
+        "4",
+        "--user",
+        "bob:b0b",
+    ]);
+
+    assert_eq!(basic_status(&proxy, "alice:s3cret", &url).await, "200");
+    assert_eq!(basic_status(&proxy, "alice:wrong", &url).await, "407");
+    assert_eq!(basic_status(&proxy, "mallory:s3cret", &url).await, "407");
+    assert_eq!(basic_status(&proxy, "carol:p@ss: word", &url).await, "200");
+    assert_eq!(basic_status(&proxy, "carol:p@ss:word", &url).await, "407");
+    // --user is combinable, and asked first.
+    assert_eq!(basic_status(&proxy, "bob:b0b", &url).await, "200");
+    let line = proxy.wait_for_access(|l| l.user == "carol").await;
+    assert_eq!(line.status, 200);
+    assert_eq!(origin.received().len(), 3);
+
+    let logs = format!("{}{}", proxy.stdout(), proxy.stderr());
+    for password in ["s3cret", "p@ss: word", "p@ss:%20word"] {
+        assert!(!logs.contains(password), "a password was logged: {logs}");
+    }
+}
+
+#[tokio::test]
+async fn digest_file_auth_through_the_example_proxy_with_curl_proxy_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    // user:realm:HA1, written by Apache's htdigest: the file digest_file_auth -c reads.
+    let file = dir.path().join("digest");
+    support::htdigest(&file, "proxy", "Mufasa", "Circle of Life", true);
+    support::htdigest(&file, "proxy", "carol", "p@ss: word", false);
+    let helper = command_line(&squid_helper("digest_file_auth"), &[Path::new("-c"), &file]);
+    let origin = Origin::start().await;
+    let url = origin.url("/dir/index.html");
+    let proxy = example_proxy(&[
+        "--auth",
+        "digest",
+        "--realm",
+        "proxy",
+        "--squid-digest-helper",
+        &helper,
+    ]);
+
+    // The helper answers MD5 HA1s only, so MD5 alone is offered.
+    let first = proxy_get(proxy.addr(), &url, &[]).await;
+    assert_eq!(first.status, 407);
+    let algorithms: Vec<String> = first
+        .header_values("proxy-authenticate")
+        .iter()
+        .map(|c| challenge_params(c)["algorithm"].clone())
+        .collect();
+    assert_eq!(algorithms, ["MD5"]);
+
+    let digest = |user_password: &'static str| {
+        let proxy = format!("http://{}", proxy.addr());
+        let url = url.clone();
+        async move { curl_status(&["-x", &proxy, "--proxy-digest", "-U", user_password, &url]).await }
+    };
+    assert_eq!(digest("Mufasa:Circle of Life").await, "200");
+    assert_eq!(digest("carol:p@ss: word").await, "200");
+    assert_eq!(digest("Mufasa:Circle Of Life").await, "407");
+    assert_eq!(digest("Scar:Circle of Life").await, "407");
+    assert_eq!(
+        proxy.wait_for_access(|l| l.user == "Mufasa").await.status,
+        200
+    );
+}
+
+/// `--squid-helper-children 4` through the proxy: 20 distinct users at once, each answered
+/// right, never more than 4 checks in the helpers at a time (counted by the helper script).
+/// `--squid-helper-concurrency 8` with `digest_file_auth`, which answers channel-IDs itself.
+#[tokio::test]
+async fn children_and_concurrency_flags_through_the_example_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path(), "counting.sh", COUNTING);
+    let log = dir.path().join("order.log");
+    let helper = command_line(Path::new("sh"), &[&script, &log]);
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    // Every client here is 127.0.0.1: without --max-auth-failures 0 the failure throttle
+    // would hold this address to 2 slow checks at once and count the wrong passwords.
+    let proxy = example_proxy(&[
+        "--squid-helper",
+        &helper,
+        "--squid-helper-children",
+        "4",
+        "--max-auth-failures",
+        "0",
+    ]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let proxy = format!("http://{}", proxy.addr());
+        let url = url.clone();
+        tasks.spawn(async move {
+            let right = format!("user-{i}:pw-{i}");
+            let wrong = format!("user-{i}:pw-x");
+            let statuses = (
+                curl_status(&["-x", &proxy, "-U", &right, &url]).await,
+                curl_status(&["-x", &proxy, "-U", &wrong, &url]).await,
+            );
+            (i, statuses)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, statuses) = done.unwrap();
+        assert_eq!(statuses, ("200".into(), "407".into()), "user-{i}");
+    }
+    let most = most_in_flight(&log, 40);
+    assert!((1..=4).contains(&most), "{most} checks in flight at once");
+
+    let file = dir.path().join("digest");
+    for i in 0..10 {
+        let (user, password) = (format!("user{i}"), format!("pw{i}"));
+        support::htdigest(&file, "proxy", &user, &password, i == 0);
+    }
+    let helper = command_line(&squid_helper("digest_file_auth"), &[Path::new("-c"), &file]);
+    let proxy = example_proxy(&[
+        "--auth",
+        "digest",
+        "--realm",
+        "proxy",
+        "--squid-digest-helper",
+        &helper,
+        "--squid-helper-children",
+        "1",
+        "--squid-helper-concurrency",
+        "8",
+        "--max-auth-failures",
+        "0",
+    ]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let proxy = format!("http://{}", proxy.addr());
+        let url = url.clone();
+        tasks.spawn(async move {
+            let user_password = format!("user{i}:pw{i}");
+            let args = ["-x", &proxy, "--proxy-digest", "-U", &user_password, &url];
+            (i, curl_status(&args).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, status) = done.unwrap();
+        assert_eq!(status, "200", "user{i}");
+    }
+}
+
+/// `--credentials-ttl`: an accepted password is remembered for that long (default 5 minutes),
+/// so a password changed in the helper's file shows only after it; with 0 the helper is asked
+/// every time and the change shows at once.
+#[tokio::test]
+async fn credentials_ttl_zero_asks_the_helper_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = password_file(dir.path(), "-B", &[("alice", "old-pw")]);
+    let helper = command_line(&squid_helper("basic_ncsa_auth"), &[&file]);
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    let remembering = example_proxy(&["--squid-helper", &helper]);
+    let asking = example_proxy(&["--squid-helper", &helper, "--credentials-ttl", "0"]);
+    for proxy in [&remembering, &asking] {
+        assert_eq!(basic_status(proxy, "alice:old-pw", &url).await, "200");
+    }
+    // basic_ncsa_auth rereads its file when the modification time (in seconds) changes.
+    std::thread::sleep(Duration::from_millis(1100));
+    password_file(dir.path(), "-B", &[("alice", "new-pw")]);
+
+    assert_eq!(basic_status(&asking, "alice:old-pw", &url).await, "407");
+    assert_eq!(basic_status(&asking, "alice:new-pw", &url).await, "200");
+    assert_eq!(
+        basic_status(&remembering, "alice:old-pw", &url).await,
+        "200"
+    );
+    assert_eq!(
+        basic_status(&remembering, "alice:new-pw", &url).await,
+        "200"
+    );
+}
+
+#[test]
+fn helper_flags_that_cannot_work_stop_the_proxy_naming_the_flag() {
+    let ncsa = squid_helper("basic_ncsa_auth");
+    let ncsa = ncsa.to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["--squid-helper", "no-such-squid-helper-here /etc/passwd"],
+            "--squid-helper: Squid helper no-such-squid-helper-here: not found on PATH \
+             (Debian's squid package installs its helpers in /usr/lib/squid/",
+        ),
+        (
+            vec!["--squid-helper", "basic_ncsa_auth 'unbalanced"],
+            "--squid-helper: Squid helper command line: unbalanced quotes",
+        ),
+        (
+            vec!["--auth", "digest", "--squid-helper", ncsa],
+            "--squid-helper needs --auth with basic",
+        ),
+        (
+            vec!["--squid-digest-helper", ncsa],
+            "--squid-digest-helper needs --auth with digest",
+        ),
+        (
+            vec!["--no-auth", "--squid-helper", ncsa],
+            "--squid-helper cannot be used with --no-auth",
+        ),
+    ] {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend(args.iter().copied());
+        let finished = run_example_to_exit(PROXY, &all, Duration::from_secs(20));
+        assert!(!finished.status.success(), "{args:?} started");
+        assert!(
+            finished.stderr.contains(expected),
+            "{args:?}: {}",
+            finished.stderr
+        );
+    }
 }

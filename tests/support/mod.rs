@@ -977,6 +977,16 @@ pub async fn curl(args: &[&str]) -> CurlOutput {
     }
 }
 
+/// [`curl`] with `args`, answer body discarded: the status code it got (`"200"`, `"407"`),
+/// panicking with curl's stderr unless curl itself succeeded.
+pub async fn curl_status(args: &[&str]) -> String {
+    let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+    all.extend_from_slice(args);
+    let out = curl(&all).await;
+    out.assert_success();
+    out.stdout
+}
+
 // ---------------------------------------------------------------------------------------------
 // Serving a tower service.
 
@@ -1058,13 +1068,47 @@ pub fn program_from_package(program: &str, package: &str, package_dirs: &[&str])
 }
 
 /// One of Squid's helper programs (`basic_ncsa_auth`, `digest_file_auth`, `helper-mux`), from
-/// Debian's `squid` package.
+/// Debian's `squid` package: on `PATH`, else where the installed package put it (`dpkg-query
+/// -L squid`; `/usr/lib/squid` on Debian), else where other distributions put them.
 pub fn squid_helper(name: &str) -> PathBuf {
-    program_from_package(
-        name,
-        "squid",
-        &["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"],
-    )
+    let listed = Command::new("dpkg-query")
+        .args(["-L", "squid"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    let mut dirs: Vec<&str> = listed
+        .lines()
+        .filter_map(|line| line.strip_suffix(name)?.strip_suffix('/'))
+        .collect();
+    dirs.extend(["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]);
+    program_from_package(name, "squid", &dirs)
+}
+
+/// Adds (or, with `create`, writes anew) `user` in `realm` with `password` to the htdigest
+/// file `file`, by Apache's `htdigest` (Debian's apache2-utils), which reads the password
+/// twice from its terminal or stdin.
+pub fn htdigest(file: &std::path::Path, realm: &str, user: &str, password: &str, create: bool) {
+    use std::io::Write as _;
+    let program = program_from_package("htdigest", "apache2-utils", &[]);
+    let mut command = Command::new(program);
+    if create {
+        command.arg("-c");
+    }
+    let mut child = command
+        .arg(file)
+        .arg(realm)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("htdigest runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    writeln!(stdin, "{password}\n{password}").expect("write to htdigest");
+    drop(stdin);
+    assert!(child.wait().expect("wait for htdigest").success());
 }
 
 /// Runs `program` (from Debian package `package`) with `args` to its end (bounded), panicking
