@@ -31,6 +31,8 @@ const STAGES: &[(&str, &[&str])] = &[
     ("scheme", &["scheme"]),
     ("throttle", &["throttle"]),
     ("validator", &["validator"]),
+    // StaticUsers, htpasswd, htdigest and the external validators (store::squid_helper,
+    // store::forward_auth), which wrap themselves in validator::Cached, an earlier stage.
     ("store", &["store"]),
     ("offer", &["offer"]),
     ("decide", &["decide"]),
