@@ -5,50 +5,11 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use support::{curl, run_example_to_exit, ExampleProcess, Origin, ORIGIN_BODY, PROXY};
-
-/// Runs `openssl` with `args`, panicking with the package to install when it is missing.
-fn openssl(args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("cannot run openssl: apt-get install -y openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A self-signed P-256 certificate for 127.0.0.1 and its key, as `(cert, key)` paths in `dir`.
-fn certificate(dir: &Path) -> (String, String) {
-    let cert = dir.join("proxy.crt").to_str().expect("utf-8").to_owned();
-    let key = dir.join("proxy.key").to_str().expect("utf-8").to_owned();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &cert,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-    ]);
-    (cert, key)
-}
+use support::{
+    curl, run_example_to_exit, self_signed_certificate, ExampleProcess, Origin, ORIGIN_BODY, PROXY,
+};
 
 fn tls_proxy(cert: &str, key: &str) -> ExampleProcess {
     support::start_proxy_with_user("alice", "s3cret", &["--tls-cert", cert, "--tls-key", key])
@@ -57,7 +18,7 @@ fn tls_proxy(cert: &str, key: &str) -> ExampleProcess {
 #[tokio::test]
 async fn curl_over_tls_to_the_proxy_forwards_a_get_and_opens_a_tunnel() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = certificate(dir.path());
+    let (cert, key) = self_signed_certificate(dir.path());
     let origin = Origin::start().await;
     let p = tls_proxy(&cert, &key);
     let proxy_url = format!("https://127.0.0.1:{}", p.addr().port());
@@ -114,14 +75,14 @@ async fn curl_over_tls_to_the_proxy_forwards_a_get_and_opens_a_tunnel() {
 #[test]
 fn unusable_certificate_or_key_files_stop_start_up_naming_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = certificate(dir.path());
+    let (cert, key) = self_signed_certificate(dir.path());
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").expect("write");
     let garbage = garbage.to_str().expect("utf-8");
     let missing = dir.path().join("missing.pem");
     let missing = missing.to_str().expect("utf-8");
     let other_dir = tempfile::tempdir().expect("temp dir");
-    let (_, other_key) = certificate(other_dir.path());
+    let (_, other_key) = self_signed_certificate(other_dir.path());
 
     for (cert, key, named) in [
         (garbage, key.as_str(), garbage),

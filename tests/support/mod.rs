@@ -102,7 +102,27 @@ fn build(cargo: &std::ffi::OsStr, what: &[&str], profile_dir: &std::path::Path) 
     let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let shown = what.join(" ");
-    let mut child = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // Without the variables cargo sets for this test's own crate: a build script that reruns
+    // when one changes (ring's, on CARGO_MANIFEST_DIR) would otherwise see them differ from a
+    // plain `cargo build` and rebuild, each time the two alternate.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    let mut child = command
         .args(["build", "--quiet"])
         .args(what)
         .args(["--profile", profile])
@@ -436,6 +456,17 @@ pub fn run_example_to_exit_with_env(
 /// and `--allow-private-targets`: the tests' origins are on 127.0.0.1, which the proxy refuses
 /// by default.
 pub fn start_proxy_with_user(user: &str, password: &str, extra: &[&str]) -> ExampleProcess {
+    start_proxy_with_env(user, password, extra, &[])
+}
+
+/// [`start_proxy_with_user`] with extra environment variables for the proxy (`RUST_LOG`, for
+/// the library's debug events).
+pub fn start_proxy_with_env(
+    user: &str,
+    password: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> ExampleProcess {
     let user = format!("{user}:{password}");
     let mut args = vec![
         "--listen",
@@ -445,7 +476,7 @@ pub fn start_proxy_with_user(user: &str, password: &str, extra: &[&str]) -> Exam
         user.as_str(),
     ];
     args.extend_from_slice(extra);
-    ExampleProcess::start(PROXY, &args)
+    ExampleProcess::start_with_env(PROXY, &args, env)
 }
 
 /// Opens a CONNECT tunnel to `target` through the proxy at `proxy` on a new connection, sending
@@ -545,6 +576,9 @@ pub struct OriginResponse {
     pub status: u16,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
+    /// How long the origin waits, once it has read a request, before it answers (a slow
+    /// origin); zero by default.
+    pub delay: Duration,
 }
 
 impl Default for OriginResponse {
@@ -556,6 +590,7 @@ impl Default for OriginResponse {
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             )],
             body: Bytes::from_static(ORIGIN_BODY.as_bytes()),
+            delay: Duration::ZERO,
         }
     }
 }
@@ -576,6 +611,18 @@ impl Origin {
 
     /// An origin answering every request with `response`.
     pub async fn start_with(response: OriginResponse) -> Self {
+        Self::start_serving(response, |stream| async move { Some(stream) }).await
+    }
+
+    /// An origin whose accepted connections go through `wrap` (a TLS handshake, for
+    /// [`TlsOrigin`]) before HTTP/1.1 is served on them; `None` from `wrap` drops the
+    /// connection.
+    pub(crate) async fn start_serving<W, F, IO>(response: OriginResponse, wrap: W) -> Self
+    where
+        W: Fn(TcpStream) -> F + Send + 'static,
+        F: std::future::Future<Output = Option<IO>> + Send + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind origin on 127.0.0.1:0");
@@ -608,6 +655,7 @@ impl Origin {
                             body,
                             trailers,
                         });
+                        tokio::time::sleep(response.delay).await;
                         let mut answer = Response::new(Full::new(response.body.clone()));
                         *answer.status_mut() =
                             http::StatusCode::from_u16(response.status).expect("status");
@@ -617,9 +665,14 @@ impl Origin {
                         Ok::<_, hyper::Error>(answer)
                     }
                 });
+                let wrapped = wrap(stream);
                 connections.spawn(async move {
+                    // A bounded handshake: a client that never finishes it holds no task.
+                    let Ok(Some(io)) = tokio::time::timeout(TIMEOUT, wrapped).await else {
+                        return;
+                    };
                     let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(io), service)
                         .await;
                 });
                 // Reap finished connections as we go.
@@ -707,6 +760,24 @@ impl RawResponse {
     /// The body as UTF-8 (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The first Digest challenge among the `Proxy-Authenticate` fields for `algorithm`.
+    ///
+    /// # Panics
+    ///
+    /// When there is none.
+    pub fn digest_challenge(&self, algorithm: &str) -> String {
+        self.header_values("proxy-authenticate")
+            .into_iter()
+            .find(|c| {
+                c.starts_with("Digest ")
+                    && challenge_params(c)
+                        .get("algorithm")
+                        .is_some_and(|a| a == algorithm)
+            })
+            .unwrap_or_else(|| panic!("no {algorithm} challenge: {self:#?}"))
+            .to_owned()
     }
 }
 
@@ -926,6 +997,88 @@ pub async fn proxy_request(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Tools.
+
+/// The path of `program`, found on `PATH` (where Debian's packages put their programs).
+///
+/// # Panics
+///
+/// When it is not there, naming the Debian `package` to install: a missing tool fails a test,
+/// never skips it.
+pub fn require_tool(program: &str, package: &str) -> PathBuf {
+    require_tool_in(program, package, &[])
+}
+
+/// [`require_tool`], also looking in `package_dirs` after `PATH`: where a package puts programs
+/// that are not on `PATH`, such as Squid's helpers in `/usr/lib/squid`.
+///
+/// # Panics
+///
+/// When it is nowhere, naming the Debian `package` to install.
+pub fn require_tool_in(program: &str, package: &str, package_dirs: &[&str]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(package_dirs.iter().map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| {
+            let also = if package_dirs.is_empty() {
+                String::new()
+            } else {
+                format!(" nor in {package_dirs:?}")
+            };
+            panic!(
+                "`{program}` is not on PATH{also}: install it with `apt-get install -y {package}` \
+                 (scripts/test does so when run as root)"
+            )
+        })
+}
+
+/// Runs the tool `program` (from the Debian `package`, on `PATH`) with `args` and waits for
+/// it (bounded); returns its stdout.
+///
+/// # Panics
+///
+/// When it cannot run (naming the package to install), does not finish in time, or fails (with
+/// its stderr).
+pub fn run_tool<S>(program: &str, package: &str, args: &[S]) -> String
+where
+    S: AsRef<std::ffi::OsStr> + std::fmt::Debug,
+{
+    let path = require_tool(program, package);
+    let child = Command::new(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): apt-get install -y {package}",
+                path.display()
+            )
+        });
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = finished
+        .recv_timeout(TIMEOUT)
+        .unwrap_or_else(|_| panic!("{program} did not finish in time"))
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
 // curl.
 
 /// What curl left behind.
@@ -1038,34 +1191,18 @@ mod digest_client;
 #[allow(unused_imports)] // not every test binary uses the Digest client
 pub use digest_client::{challenge_params, digest_hex, DigestAnswer};
 
-// ---------------------------------------------------------------------------------------------
-// Programs from Debian packages.
+// An HTTPS origin (rustls) with a certificate made by openssl, for the CONNECT tests.
+mod tls_origin;
+#[allow(unused_imports)] // not every test binary uses TLS
+pub use tls_origin::{openssl, self_signed_certificate, spki_sha256_base64, TlsOrigin};
 
-/// The path of `program` from Debian package `package`: the first executable file of that name
-/// on `PATH`, then in each of `package_dirs` (where the package puts programs that are not on
-/// `PATH`, such as Squid's helpers in `/usr/lib/squid`).
-///
-/// # Panics
-///
-/// When it is nowhere, naming the package to install.
-pub fn program_from_package(program: &str, package: &str, package_dirs: &[&str]) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt as _;
-    let executable = |path: &std::path::Path| {
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .chain(package_dirs.iter().map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|path| executable(path))
-        .unwrap_or_else(|| {
-            panic!(
-                "{program} not found on PATH nor in {package_dirs:?}: install Debian's \
-                 {package} package (apt-get install -y {package})"
-            )
-        })
-}
+// A recording relay in front of the proxy that keeps real clients' traffic on loopback.
+mod relay;
+#[allow(unused_imports)] // not every test binary uses the relay
+pub use relay::{LoopbackRelay, RelayedRequest};
+
+// ---------------------------------------------------------------------------------------------
+// Programs from Debian packages that are not on PATH, and files made by tools.
 
 /// One of Squid's helper programs (`basic_ncsa_auth`, `digest_file_auth`, `helper-mux`), from
 /// Debian's `squid` package: on `PATH`, else where the installed package put it (`dpkg-query
@@ -1083,7 +1220,7 @@ pub fn squid_helper(name: &str) -> PathBuf {
         .filter_map(|line| line.strip_suffix(name)?.strip_suffix('/'))
         .collect();
     dirs.extend(["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]);
-    program_from_package(name, "squid", &dirs)
+    require_tool_in(name, "squid", &dirs)
 }
 
 /// Adds (or, with `create`, writes anew) `user` in `realm` with `password` to the htdigest
@@ -1091,7 +1228,7 @@ pub fn squid_helper(name: &str) -> PathBuf {
 /// twice from its terminal or stdin.
 pub fn htdigest(file: &std::path::Path, realm: &str, user: &str, password: &str, create: bool) {
     use std::io::Write as _;
-    let program = program_from_package("htdigest", "apache2-utils", &[]);
+    let program = require_tool("htdigest", "apache2-utils");
     let mut command = Command::new(program);
     if create {
         command.arg("-c");
@@ -1109,34 +1246,6 @@ pub fn htdigest(file: &std::path::Path, realm: &str, user: &str, password: &str,
     writeln!(stdin, "{password}\n{password}").expect("write to htdigest");
     drop(stdin);
     assert!(child.wait().expect("wait for htdigest").success());
-}
-
-/// Runs `program` (from Debian package `package`) with `args` to its end (bounded), panicking
-/// with its stderr unless it succeeds.
-pub fn run_tool(program: &str, package: &str, args: &[&std::ffi::OsStr]) -> String {
-    let path = program_from_package(program, package, &[]);
-    let child = Command::new(&path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(child.wait_with_output());
-    });
-    let output = finished
-        .recv_timeout(TIMEOUT)
-        .unwrap_or_else(|_| panic!("{program} did not finish in time"))
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Writes a shell script named `name` into `dir`, to be run as `sh <path>` (not executed
