@@ -15,8 +15,10 @@
 //! - A validator of the kind the scheme asks decides ([`validator`]): [`StaticUsers`] in memory
 //!   with constant-time checks, [`Htpasswd`] files as Apache httpd, nginx and Squid use them
 //!   (cargo feature `htpasswd`, on by default), closures ([`validator::from_fn`],
-//!   [`validator::from_async_fn`]), any of them combined with [`Validator::or`]. It may also
-//!   forbid (403) or fail (503, never an open door).
+//!   [`validator::from_async_fn`]), Squid's authentication helpers (cargo feature
+//!   `squid-helper`, `store::squid_helper`), an HTTP auth service (cargo feature
+//!   `forward-auth`, `store::forward_auth`), any of them combined with [`Validator::or`]. It
+//!   may also forbid (403) or fail (503, never an open door).
 //! - An accepted request reaches the inner service without its credentials and with an
 //!   [`Identity`] in its extensions (with the cargo feature `axum`, an extractor).
 //! - Limits: an oversized credentials field gets 431 before any decoding

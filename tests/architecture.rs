@@ -33,6 +33,8 @@ const STAGES: &[(&str, &[&str])] = &[
     // Stores shared by several instances: implement the scheme's and the throttle's traits.
     ("shared", &["shared"]),
     ("validator", &["validator"]),
+    // StaticUsers, htpasswd, htdigest and the external validators (store::squid_helper,
+    // store::forward_auth), which wrap themselves in validator::Cached, an earlier stage.
     ("store", &["store"]),
     ("offer", &["offer"]),
     ("decide", &["decide"]),

@@ -15,7 +15,9 @@ use tower_proxy_auth::scheme::digest::{
 use tower_proxy_auth::scheme::Basic;
 use tower_proxy_auth::{Answer, Identity, Party, ProxyAuthLayer, StaticUsers, ValidatorError};
 
-use support::{challenge_params, request_head, serve, DigestAnswer, RawConn, RawResponse};
+use support::{
+    challenge_params, htdigest, request_head, serve, DigestAnswer, RawConn, RawResponse,
+};
 
 fn users() -> StaticUsers {
     StaticUsers::with_realm("proxy").with_user("Mufasa", "Circle of Life")
@@ -448,28 +450,6 @@ fn a_mismatched_static_users_realm_is_a_build_error() {
             .contains("StaticUsers::with_realm(\"corp\")"),
         "{err}"
     );
-}
-
-/// `htdigest` (Apache's tool) writes `file` for `realm` with `user` and `password`.
-fn htdigest(file: &std::path::Path, realm: &str, user: &str, password: &str, create: bool) {
-    use std::io::Write as _;
-    let mut command = std::process::Command::new("htdigest");
-    if create {
-        command.arg("-c");
-    }
-    let mut child = command
-        .arg(file)
-        .arg(realm)
-        .arg(user)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("htdigest runs (apt-get install -y apache2-utils)");
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{password}\n{password}").unwrap();
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
 }
 
 #[tokio::test]

@@ -94,6 +94,85 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub htdigest: Option<PathBuf>,
 
+    /// A Squid Basic authentication helper, as Squid's `auth_param basic program` line: the
+    /// program (a path, or a name on PATH; Debian puts Squid's in /usr/lib/squid) and its
+    /// arguments, split as a shell splits words, e.g. `"/usr/lib/squid/basic_ncsa_auth
+    /// /etc/squid/passwd"`. Asked after --user and --htpasswd (the cheap checks first); the
+    /// password reaches it on stdin only. Needs --auth with basic.
+    #[cfg(feature = "squid-helper")]
+    #[arg(long, value_name = "PROGRAM ARGS...")]
+    pub squid_helper: Option<String>,
+
+    /// A Squid Digest authentication helper (`auth_param digest program`), e.g.
+    /// `"/usr/lib/squid/digest_file_auth -c /etc/squid/digest_passwd"`: it answers each
+    /// user's HA1 for --realm (MD5 only). Asked after --user and --htdigest. Needs --auth with
+    /// digest.
+    #[cfg(feature = "squid-helper")]
+    #[arg(long, value_name = "PROGRAM ARGS...")]
+    pub squid_digest_helper: Option<String>,
+
+    /// Child processes run per Squid helper (Squid's `children`), 1 to 1024.
+    #[cfg(feature = "squid-helper")]
+    #[arg(long, value_name = "N",
+          default_value_t = tower_proxy_auth::store::squid_helper::DEFAULT_CHILDREN as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub squid_helper_children: u64,
+
+    /// Requests in flight per helper child (Squid's `concurrency`), 0 to 1024. 0 sends one at
+    /// a time without channel-IDs (helpers such as basic_ncsa_auth); M ≥ 1 sends up to M with
+    /// channel-IDs (helpers that support them, or any helper wrapped by Squid's helper-mux).
+    #[cfg(feature = "squid-helper")]
+    #[arg(long, value_name = "M", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub squid_helper_concurrency: u64,
+
+    /// Seconds a helper child may take to answer one check: past it the child is killed and
+    /// restarted, and its checks in flight get 503 (never an open door).
+    #[cfg(feature = "squid-helper")]
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = tower_proxy_auth::store::squid_helper::DEFAULT_TIMEOUT.as_secs(),
+          value_parser = seconds())]
+    pub squid_helper_timeout: u64,
+
+    /// An HTTP auth service that checks Basic credentials (Traefik's ForwardAuth, nginx's
+    /// auth_request, Envoy's ext_authz HTTP mode): each check not cached is a GET to URL with
+    /// the client's credentials in `Authorization` and the request's method, URI and client
+    /// address in X-Forwarded-Method/-Uri/-For. 2xx allows, 401/407 rejects, 403 forbids,
+    /// anything else or no answer in time is 503. Asked last, after every other Basic source.
+    /// Digest cannot be delegated this way. Needs --auth with basic.
+    #[cfg(feature = "forward-auth")]
+    #[arg(long, value_name = "URL")]
+    pub forward_auth: Option<String>,
+
+    /// The response field of --forward-auth's 2xx answers naming the user (e.g. Remote-User);
+    /// without it, or when the answer lacks it, the user is the Basic user-id.
+    #[cfg(feature = "forward-auth")]
+    #[arg(long, value_name = "NAME", requires = "forward_auth")]
+    pub forward_auth_identity_header: Option<String>,
+
+    /// Seconds --forward-auth's service may take to answer a check; past it, 503.
+    #[cfg(feature = "forward-auth")]
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = tower_proxy_auth::store::forward_auth::DEFAULT_TIMEOUT.as_secs(),
+          value_parser = seconds(), requires = "forward_auth")]
+    pub forward_auth_timeout: u64,
+
+    /// Seconds an accepted user (or a found HA1) of --squid-helper, --squid-digest-helper or
+    /// --forward-auth is remembered before they are asked again (Squid's `credentialsttl`);
+    /// 0 asks every time (identical checks in flight are still asked once).
+    #[cfg(any(feature = "squid-helper", feature = "forward-auth"))]
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = tower_proxy_auth::validator::DEFAULT_CACHE_TTL.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
+    pub credentials_ttl: u64,
+
+    /// Seconds a refusal by those sources is remembered (0, the default: not at all, as
+    /// Squid does). A user who corrects a mistyped password is refused for up to this long.
+    #[cfg(any(feature = "squid-helper", feature = "forward-auth"))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
+    pub negative_ttl: u64,
+
     /// Serve without proxy authentication (a baseline for benchmarks).
     #[arg(long, conflicts_with_all = ["users", "realm", "htpasswd", "htdigest"])]
     pub no_auth: bool,

@@ -1,11 +1,13 @@
 //! Validators: who decides whether credentials are good, one kind per question a scheme asks.
 //!
 //! - [`Validator`]: the password check the Basic scheme asks. Implemented by
-//!   [`StaticUsers`](crate::StaticUsers), [`Htpasswd`](crate::Htpasswd), closures
+//!   [`StaticUsers`](crate::StaticUsers), [`Htpasswd`](crate::Htpasswd), Squid's Basic helpers
+//!   and HTTP auth services (`store::squid_helper`, `store::forward_auth`), closures
 //!   ([`from_fn`], [`from_async_fn`]), any `tower::Service` ([`from_service`], so tower's
 //!   timeout, concurrency-limit and load-shed layers apply to a remote store) and
 //!   combinations: [`Validator::or`], [`Cached`] (answers remembered, identical checks
-//!   shared), [`Blocking`] (a slow synchronous check on a bounded [`BlockingPool`]).
+//!   shared; for [`DigestSecrets`] sources too), [`Blocking`] (a slow synchronous check on
+//!   a bounded [`BlockingPool`]).
 //! - A token check for Bearer (RFC 6750) would be a kind of its own here, `Fn(&str, &Parts) ->
 //!   Validation` over the token68, bound to a Bearer scheme through [`Answers`]; nothing in the
 //!   layer would change. It is not built yet.

@@ -1023,37 +1023,76 @@ pub async fn proxy_request(
 /// When it is not there, naming the Debian `package` to install: a missing tool fails a test,
 /// never skips it.
 pub fn require_tool(program: &str, package: &str) -> PathBuf {
+    require_tool_in(program, package, &[])
+}
+
+/// [`require_tool`], also looking in `package_dirs` after `PATH`: where a package puts programs
+/// that are not on `PATH`, such as Squid's helpers in `/usr/lib/squid`.
+///
+/// # Panics
+///
+/// When it is nowhere, naming the Debian `package` to install.
+pub fn require_tool_in(program: &str, package: &str, package_dirs: &[&str]) -> PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(package_dirs.iter().map(PathBuf::from))
         .map(|dir| dir.join(program))
         .find(|p| {
             p.metadata()
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
         .unwrap_or_else(|| {
+            let also = if package_dirs.is_empty() {
+                String::new()
+            } else {
+                format!(" nor in {package_dirs:?}")
+            };
             panic!(
-                "`{program}` is not on PATH: install it with `apt-get install -y {package}` \
+                "`{program}` is not on PATH{also}: install it with `apt-get install -y {package}` \
                  (scripts/test does so when run as root)"
             )
         })
 }
 
-/// Runs the tool `program` (from the Debian `package`) with `args` and waits for it.
+/// Runs the tool `program` (from the Debian `package`, on `PATH`) with `args` and waits for
+/// it (bounded); returns its stdout.
 ///
 /// # Panics
 ///
-/// When it cannot run (naming the package to install) or fails (with its stderr).
-pub fn run_tool(program: &str, package: &str, args: &[&str]) {
-    let output = Command::new(program)
+/// When it cannot run (naming the package to install), does not finish in time, or fails (with
+/// its stderr).
+pub fn run_tool<S>(program: &str, package: &str, args: &[S]) -> String
+where
+    S: AsRef<std::ffi::OsStr> + std::fmt::Debug,
+{
+    let path = require_tool(program, package);
+    let child = Command::new(&path)
         .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): apt-get install -y {package}"));
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): apt-get install -y {package}",
+                path.display()
+            )
+        });
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = finished
+        .recv_timeout(TIMEOUT)
+        .unwrap_or_else(|_| panic!("{program} did not finish in time"))
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         output.status.success(),
         "{program} {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1106,6 +1145,16 @@ pub async fn curl(args: &[&str]) -> CurlOutput {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// [`curl`] with `args`, answer body discarded: the status code it got (`"200"`, `"407"`),
+/// panicking with curl's stderr unless curl itself succeeded.
+pub async fn curl_status(args: &[&str]) -> String {
+    let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+    all.extend_from_slice(args);
+    let out = curl(&all).await;
+    out.assert_success();
+    out.stdout
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1223,4 +1272,59 @@ pub fn digest_stale(response: &RawResponse, algorithm: &str) -> bool {
 /// wrong password), not merely out of date.
 pub fn digest_refused(response: &RawResponse, algorithm: &str) -> bool {
     response.status == 407 && !digest_stale(response, algorithm)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Programs from Debian packages that are not on PATH, and files made by tools.
+
+/// One of Squid's helper programs (`basic_ncsa_auth`, `digest_file_auth`, `helper-mux`), from
+/// Debian's `squid` package: on `PATH`, else where the installed package put it (`dpkg-query
+/// -L squid`; `/usr/lib/squid` on Debian), else where other distributions put them.
+pub fn squid_helper(name: &str) -> PathBuf {
+    let listed = Command::new("dpkg-query")
+        .args(["-L", "squid"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    let mut dirs: Vec<&str> = listed
+        .lines()
+        .filter_map(|line| line.strip_suffix(name)?.strip_suffix('/'))
+        .collect();
+    dirs.extend(["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]);
+    require_tool_in(name, "squid", &dirs)
+}
+
+/// Adds (or, with `create`, writes anew) `user` in `realm` with `password` to the htdigest
+/// file `file`, by Apache's `htdigest` (Debian's apache2-utils), which reads the password
+/// twice from its terminal or stdin.
+pub fn htdigest(file: &std::path::Path, realm: &str, user: &str, password: &str, create: bool) {
+    use std::io::Write as _;
+    let program = require_tool("htdigest", "apache2-utils");
+    let mut command = Command::new(program);
+    if create {
+        command.arg("-c");
+    }
+    let mut child = command
+        .arg(file)
+        .arg(realm)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("htdigest runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    writeln!(stdin, "{password}\n{password}").expect("write to htdigest");
+    drop(stdin);
+    assert!(child.wait().expect("wait for htdigest").success());
+}
+
+/// Writes a shell script named `name` into `dir`, to be run as `sh <path>` (not executed
+/// itself: a file just written can be "busy" for exec while another thread forks).
+pub fn write_script(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write script");
+    path
 }

@@ -1,0 +1,910 @@
+//! Squid's authentication helpers as validators, with the real programs of Debian's `squid`
+//! package (`basic_ncsa_auth`, `digest_file_auth`, `helper-mux`) and helper scripts of the
+//! tests' own that crash, hang, print garbage or count how many requests they serve at once,
+//! all through a real layer served on 127.0.0.1 and driven by curl or raw HTTP/1.1, and
+//! through the example proxy's `--squid-helper` flags.
+//!
+//! A missing helper fails the test naming the package (`apt-get install -y squid`); the
+//! password files are made by Apache's `htpasswd` (Debian's `apache2-utils`).
+
+mod support;
+
+use std::convert::Infallible;
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use http::request::Parts;
+use tower::ServiceBuilder;
+use tower_proxy_auth::scheme::digest::Digest;
+use tower_proxy_auth::store::squid_helper::{HelperNotes, SquidHelper, SquidHelperError};
+use tower_proxy_auth::{BasicCredentials, Identity, ProxyAuthLayer, Validation, Validator};
+
+use support::{
+    basic, challenge_params, curl, curl_status, proxy_get, run_example_to_exit, serve,
+    squid_helper, write_script, ExampleProcess, Origin, PROXY,
+};
+
+/// Everything the crate logs in this test binary, to check that no password is ever written.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        buffer
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logged() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+/// The log lines about helpers, for failure messages.
+fn helper_lines() -> String {
+    logged()
+        .lines()
+        .filter(|l| l.contains("squid_helper") || l.contains("validator failed"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The layer in front of a service that answers `hello <user> [<notes>]`.
+async fn start(layer: ProxyAuthLayer) -> SocketAddr {
+    let _ = logs();
+    serve(
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|req: http::Request<_>| {
+                let identity = req.extensions().get::<Identity>();
+                let who = identity.map(|i| i.user().to_owned()).unwrap_or_default();
+                let notes = identity
+                    .and_then(|i| i.get::<HelperNotes>())
+                    .map(|n| {
+                        n.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                async move {
+                    Ok::<_, Infallible>(http::Response::new(format!("hello {who} [{notes}]")))
+                }
+            }),
+    )
+    .await
+}
+
+/// `curl -x` through the layer with Basic proxy credentials; the body and the status.
+async fn curl_basic(addr: SocketAddr, user_password: &str) -> (String, String) {
+    let out = curl(&[
+        "-x",
+        &format!("http://{addr}"),
+        "-U",
+        user_password,
+        "-w",
+        "\n%{http_code}",
+        "http://origin.test/page",
+    ])
+    .await;
+    out.assert_success();
+    split_status(&out.stdout)
+}
+
+fn split_status(stdout: &str) -> (String, String) {
+    let (body, status) = stdout.rsplit_once('\n').expect("a status line");
+    (body.to_owned(), status.to_owned())
+}
+
+fn htpasswd(args: &[&OsStr]) {
+    support::run_tool("htpasswd", "apache2-utils", args);
+}
+
+/// A password file made by `htpasswd` with `flag` (`-B` bcrypt, `-m` apr1) for `users`.
+fn password_file(dir: &Path, flag: &str, users: &[(&str, &str)]) -> std::path::PathBuf {
+    let file = dir.join("passwd");
+    for (i, (user, password)) in users.iter().enumerate() {
+        let mut args: Vec<&OsStr> = vec![OsStr::new("-b"), OsStr::new(flag)];
+        if i == 0 {
+            args.push(OsStr::new("-c"));
+        }
+        args.extend([file.as_os_str(), OsStr::new(user), OsStr::new(password)]);
+        htpasswd(&args);
+    }
+    file
+}
+
+fn request_parts() -> Parts {
+    http::Request::new(()).into_parts().0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Squid's own helpers.
+
+#[tokio::test]
+async fn basic_ncsa_auth_over_a_bcrypt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = password_file(
+        dir.path(),
+        "-B",
+        &[("alice", "s3cret"), ("carol", "p@ss: word")],
+    );
+    let helper = SquidHelper::new(squid_helper("basic_ncsa_auth"))
+        .arg(&file)
+        .children(2)
+        .basic()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(helper.clone())).await;
+
+    assert_eq!(
+        curl_basic(addr, "alice:s3cret").await,
+        ("hello alice []".into(), "200".into())
+    );
+    assert_eq!(curl_basic(addr, "alice:wrong").await.1, "407");
+    assert_eq!(curl_basic(addr, "mallory:s3cret").await.1, "407");
+    // `@`, `:` and a space: escaped on the way to the helper, unescaped by it.
+    assert_eq!(
+        curl_basic(addr, "carol:p@ss: word").await,
+        ("hello carol []".into(), "200".into())
+    );
+    assert_eq!(curl_basic(addr, "carol:p@ss:word").await.1, "407");
+    // The success is remembered: asking again does not reach the helper.
+    let asked = helper.get_ref().stats().answered;
+    assert_eq!(curl_basic(addr, "alice:s3cret").await.1, "200");
+    assert_eq!(helper.get_ref().stats().answered, asked);
+    assert!(helper.stats().hits >= 1);
+
+    let logs = logged();
+    for password in ["s3cret", "p@ss: word", "p@ss:%20word"] {
+        assert!(!logs.contains(password), "a password was logged: {logs}");
+    }
+}
+
+#[tokio::test]
+async fn digest_file_auth_serves_the_digest_scheme_with_md5_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("digest");
+    // user:realm:HA1, HA1 = MD5("Mufasa:proxy:Circle of Life").
+    let ha1 = support::digest_hex("MD5", &[b"Mufasa", b"proxy", b"Circle of Life"]);
+    std::fs::write(&file, format!("Mufasa:proxy:{ha1}\n")).unwrap();
+    let secrets = SquidHelper::new(squid_helper("digest_file_auth"))
+        .arg("-c")
+        .arg(&file)
+        .children(1)
+        .digest()
+        .unwrap();
+    let layer = ProxyAuthLayer::offering(Digest::new(), secrets)
+        .realm("proxy")
+        .build()
+        .unwrap();
+    let addr = start(layer).await;
+
+    // Only MD5 is offered: the helper answers MD5 HA1s alone.
+    let first = proxy_get(addr, "http://origin.test/dir/index.html", &[]).await;
+    assert_eq!(first.status, 407);
+    let algorithms: Vec<String> = first
+        .header_values("proxy-authenticate")
+        .iter()
+        .map(|c| challenge_params(c)["algorithm"].clone())
+        .collect();
+    assert_eq!(algorithms, ["MD5"]);
+
+    let digest = |user_password: &'static str| {
+        let proxy = format!("http://{addr}");
+        async move {
+            let out = curl(&[
+                "-x",
+                &proxy,
+                "--proxy-digest",
+                "-U",
+                user_password,
+                "-w",
+                "\n%{http_code}",
+                "http://origin.test/dir/index.html",
+            ])
+            .await;
+            out.assert_success();
+            split_status(&out.stdout)
+        }
+    };
+    assert_eq!(
+        digest("Mufasa:Circle of Life").await,
+        ("hello Mufasa []".into(), "200".into())
+    );
+    assert_eq!(digest("Mufasa:Circle Of Life").await.1, "407");
+    assert_eq!(digest("Scar:Circle of Life").await.1, "407");
+}
+
+#[tokio::test]
+async fn digest_file_auth_answers_channel_ids_natively() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("digest");
+    let lines: String = (0..20)
+        .map(|i| {
+            let user = format!("user{i}");
+            let ha1 = support::digest_hex(
+                "MD5",
+                &[user.as_bytes(), b"proxy", format!("pw{i}").as_bytes()],
+            );
+            format!("{user}:proxy:{ha1}\n")
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let secrets = SquidHelper::new(squid_helper("digest_file_auth"))
+        .arg("-c")
+        .arg(&file)
+        .children(1)
+        .concurrency(8)
+        .digest()
+        .unwrap();
+    let layer = ProxyAuthLayer::offering(Digest::new(), secrets)
+        .realm("proxy")
+        .build()
+        .unwrap();
+    let addr = start(layer).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let proxy = format!("http://{addr}");
+        tasks.spawn(async move {
+            let user_password = format!("user{i}:pw{i}");
+            let out = curl(&[
+                "-x",
+                &proxy,
+                "--proxy-digest",
+                "-U",
+                &user_password,
+                "-w",
+                "\n%{http_code}",
+                "http://origin.test/",
+            ])
+            .await;
+            (i, split_status(&out.stdout))
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, (body, status)) = done.unwrap();
+        assert_eq!(
+            (body.as_str(), status.as_str()),
+            (format!("hello user{i} []").as_str(), "200")
+        );
+    }
+}
+
+/// Channel-IDs through Squid's `helper-mux`, which runs one non-concurrent helper per request
+/// in flight behind one child.
+///
+/// The helper behind it is a script of the tests' own, not `basic_ncsa_auth`: helper-mux
+/// (Squid 5.7) relays each read of a helper's stdout as a whole reply, and `basic_ncsa_auth`
+/// writes a reply in pieces (`write("ERR ")`, `write("Wrong password")`, `write("\n")`, as
+/// strace shows), so through helper-mux its replies come back split and tagged with the
+/// channel-IDs of other requests. The validator reads those as garbage (503, the child
+/// restarted), never as an answer; the script writes each reply in one piece.
+#[tokio::test]
+async fn channel_ids_through_helper_mux() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path(), "counting.sh", COUNTING);
+    let log = dir.path().join("in-flight");
+    let helper = SquidHelper::new(squid_helper("helper-mux"))
+        .arg("sh")
+        .arg(&script)
+        .arg(&log)
+        .children(1)
+        .concurrency(4)
+        .basic()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(helper.clone())).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        tasks.spawn(async move {
+            let user = format!("user-{i}");
+            let password = if i % 3 == 0 {
+                "bad".to_owned()
+            } else {
+                format!("pw-{i}")
+            };
+            (i, user.clone(), get(addr, &user, &password).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, user, (status, text)) = done.unwrap();
+        let want = if i % 3 == 0 {
+            (407, String::new())
+        } else {
+            (200, format!("hello {user} []"))
+        };
+        let got = (status, if status == 200 { text } else { String::new() });
+        assert_eq!(got, want, "{user}: {}", helper_lines());
+    }
+    let most = most_in_flight(&log, 12);
+    assert!(most <= 4, "{most} requests in flight at once");
+    assert!(
+        most >= 2,
+        "one child served several requests at once ({most})"
+    );
+    assert_eq!(helper.get_ref().stats().spawned, 1);
+}
+
+/// helper-mux over `basic_ncsa_auth`, whose replies it splits (see above): whatever it makes
+/// of them, a wrong password is never allowed and a reply that cannot be read is a 503.
+#[tokio::test]
+async fn helper_mux_over_basic_ncsa_auth_never_allows_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let users: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("user{i}"), format!("pw {i}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
+    let file = password_file(dir.path(), "-m", &refs);
+    let helper = SquidHelper::new(squid_helper("helper-mux"))
+        .arg(squid_helper("basic_ncsa_auth"))
+        .arg(&file)
+        .children(1)
+        .concurrency(4)
+        .basic()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(helper)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (user, password)) in users.into_iter().enumerate() {
+        let wrong = i % 3 == 0;
+        let password = if wrong { "wrong".to_owned() } else { password };
+        tasks.spawn(async move { (wrong, user.clone(), get(addr, &user, &password).await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (wrong, user, (status, text)) = done.unwrap();
+        match (wrong, status) {
+            (true, 407 | 503) => {}
+            (false, 503) => {}
+            (false, 200) => assert_eq!(text, format!("hello {user} []")),
+            _ => panic!("{user} (wrong password: {wrong}) got {status}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers that misbehave.
+
+/// A helper of the tests' own: `OK user=<user>-id group=staff` for the password
+/// `Zebra-Secret-42`, `ERR` otherwise; exits on the user `crash`, hangs on `hang`, prints
+/// garbage for `garbage`, answers `BH` for `broken`. Each start appends its arguments and
+/// environment to `starts`, and writes a line with a terminal escape to stderr.
+const MISBEHAVING: &str = r#"
+printf 'args: %s\n' "$*" >> "$1"
+env >> "$1"
+printf 'helper starting \033[2J here\n' >&2
+while read -r user pass; do
+  case "$user" in
+    crash) exit 3 ;;
+    hang) exec sleep 600 ;;
+    garbage) echo "what is this?" ;;
+    broken) echo 'BH message="backend down"' ;;
+    *)
+      if [ "$pass" = "Zebra-Secret-42" ]; then
+        echo "OK user=$user-id group=staff group=ops"
+      else
+        echo 'ERR message="wrong password"'
+      fi ;;
+  esac
+done
+"#;
+
+fn misbehaving(dir: &Path) -> (SquidHelper, std::path::PathBuf) {
+    let script = write_script(dir, "misbehaving.sh", MISBEHAVING);
+    let starts = dir.join("starts");
+    let helper = SquidHelper::new("sh")
+        .arg(script)
+        .arg(&starts)
+        .children(1)
+        .timeout(Duration::from_millis(500))
+        // Every check reaches the helper.
+        .credentials_ttl(Duration::ZERO);
+    (helper, starts)
+}
+
+async fn get(addr: SocketAddr, user: &str, password: &str) -> (u16, String) {
+    let auth = basic(user, password.as_bytes());
+    let response = proxy_get(
+        addr,
+        "http://origin.test/",
+        &[("Proxy-Authorization", &auth)],
+    )
+    .await;
+    (response.status, response.text())
+}
+
+#[tokio::test]
+async fn a_helper_that_crashes_hangs_or_prints_garbage_gets_503_and_is_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (helper, starts) = misbehaving(dir.path());
+    let helper = helper.basic().unwrap();
+    let addr = start(ProxyAuthLayer::new(helper.clone())).await;
+    let good = "hello alice-id [user=alice-id,group=staff,group=ops]";
+    let pw = "Zebra-Secret-42";
+
+    assert_eq!(get(addr, "alice", pw).await, (200, good.to_owned()));
+    assert_eq!(get(addr, "alice", "nope").await.0, 407);
+    for (trouble, counter) in [
+        ("crash", "exited"),
+        ("hang", "timed_out"),
+        ("garbage", "garbage"),
+    ] {
+        let before = helper.get_ref().stats();
+        assert_eq!(get(addr, trouble, pw).await.0, 503, "{trouble}");
+        let after = helper.get_ref().stats();
+        let counted = match counter {
+            "exited" => after.exited - before.exited,
+            "timed_out" => after.timed_out - before.timed_out,
+            _ => after.garbage - before.garbage,
+        };
+        assert_eq!(counted, 1, "{trouble}: {after:?}");
+        // The next check is answered by a fresh child.
+        assert_eq!(
+            get(addr, "alice", pw).await,
+            (200, good.to_owned()),
+            "after {trouble}"
+        );
+        assert_eq!(
+            helper.get_ref().stats().spawned,
+            before.spawned + 1,
+            "{trouble}"
+        );
+    }
+    // BH is a defined answer: 503, and the child goes on.
+    let before = helper.get_ref().stats().spawned;
+    assert_eq!(get(addr, "broken", pw).await.0, 503);
+    assert_eq!(get(addr, "alice", pw).await.0, 200);
+    assert_eq!(helper.get_ref().stats().spawned, before);
+
+    // The password reached the children on stdin only.
+    let starts = std::fs::read_to_string(starts).unwrap();
+    assert!(starts.contains("args: "), "{starts}");
+    assert!(
+        !starts.contains(pw),
+        "password in argv or environment: {starts}"
+    );
+    let logs = logged();
+    assert!(!logs.contains(pw), "password in the log: {logs}");
+    // stderr reached the log, escaped.
+    assert!(logs.contains(r"helper starting \x1b[2J here"), "{logs}");
+    assert!(logs.contains("exited (exit status: 3)"), "{logs}");
+    assert!(
+        !logs.contains("what is this"),
+        "a garbage line is not logged: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_helper_that_keeps_dying_is_backed_off_and_never_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path(), "dies.sh", "read -r line; exit 1\n");
+    let helper = SquidHelper::new("sh")
+        .arg(script)
+        .children(1)
+        .credentials_ttl(Duration::ZERO)
+        .basic()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(helper.clone())).await;
+    for i in 0..5 {
+        assert_eq!(get(addr, &format!("u{i}"), "pw").await.0, 503);
+    }
+    let stats = helper.get_ref().stats();
+    // Once it keeps failing, checks are refused at once while it pauses, without a start.
+    assert!(stats.spawned < 5, "{stats:?}");
+    assert!(stats.exited >= 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_full_queue_is_refused_at_once_as_overloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "slow.sh",
+        "while read -r u p; do sleep 2; echo OK; done\n",
+    );
+    let helper = SquidHelper::new("sh")
+        .arg(script)
+        .children(1)
+        .queue(1)
+        .basic()
+        .unwrap();
+    let parts = request_parts();
+    let creds = |u: &str| BasicCredentials::new(u, "pw").unwrap();
+    // One in flight, one waiting...
+    let Validation::Pending(first) = helper.validate(&creds("a"), &parts) else {
+        panic!("pending")
+    };
+    let first = tokio::spawn(first);
+    while helper.get_ref().stats().spawned == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let Validation::Pending(second) = helper.validate(&creds("b"), &parts) else {
+        panic!("pending")
+    };
+    // ...and the third is refused before any wait.
+    match helper.validate(&creds("c"), &parts) {
+        Validation::Ready(Err(error)) => {
+            assert!(error.is_overloaded(), "{error}");
+            assert!(error.to_string().contains("queue is full"), "{error}");
+        }
+        other => panic!("not refused at once: {other:?}"),
+    }
+    assert_eq!(helper.get_ref().stats().shed, 1);
+    assert!(first.await.unwrap().is_ok());
+    assert!(second.await.is_ok());
+}
+
+/// Counts the requests it serves at once: appends `+` when it takes one and `-` before it
+/// answers (appends of a few bytes are atomic), so the file holds the real order.
+const COUNTING: &str = r#"
+while read -r user pass; do
+  echo + >> "$1"
+  sleep 0.05
+  echo - >> "$1"
+  if [ "$pass" = "pw-${user#user-}" ]; then echo OK; else echo ERR; fi
+done
+"#;
+
+/// The most requests a [`COUNTING`] helper served at once, checking it served `requests`.
+fn most_in_flight(log: &Path, requests: usize) -> i32 {
+    let order = std::fs::read_to_string(log).unwrap();
+    let (mut now, mut most, mut total) = (0i32, 0i32, 0);
+    for line in order.lines() {
+        match line {
+            "+" => {
+                now += 1;
+                total += 1;
+            }
+            "-" => now -= 1,
+            other => panic!("unexpected line {other:?}"),
+        }
+        most = most.max(now);
+    }
+    assert_eq!(total, requests, "every request reached a helper once");
+    most
+}
+
+#[tokio::test]
+async fn a_hundred_users_against_four_children_never_more_than_four_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path(), "counting.sh", COUNTING);
+    let log = dir.path().join("in-flight");
+    let helper = SquidHelper::new("sh")
+        .arg(script)
+        .arg(&log)
+        .children(4)
+        .queue(100)
+        .basic()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(helper.clone())).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        tasks.spawn(async move {
+            let user = format!("user-{i}");
+            let password = if i % 7 == 0 {
+                "bad".to_owned()
+            } else {
+                format!("pw-{i}")
+            };
+            (i, user.clone(), get(addr, &user, &password).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, user, (status, text)) = done.unwrap();
+        if i % 7 == 0 {
+            assert_eq!(status, 407, "{user}");
+        } else {
+            assert_eq!((status, text), (200, format!("hello {user} []")), "{user}");
+        }
+    }
+    let most = most_in_flight(&log, 100);
+    assert!(most <= 4, "{most} requests in flight at once");
+    assert!(most >= 2, "the children served in parallel ({most})");
+    assert_eq!(helper.get_ref().stats().answered, 100);
+}
+
+#[test]
+fn a_missing_program_is_an_error_naming_it() {
+    let error = SquidHelper::new("no-such-squid-helper-here")
+        .basic()
+        .unwrap_err();
+    assert!(matches!(error, SquidHelperError::ProgramNotFound { .. }));
+    assert!(
+        error.to_string().contains("no-such-squid-helper-here"),
+        "{error}"
+    );
+    let error = SquidHelper::new("/nonexistent/basic_ncsa_auth")
+        .digest()
+        .unwrap_err();
+    assert!(error.to_string().contains("no such file"), "{error}");
+    assert!(SquidHelper::command_line("basic_ncsa_auth 'unbalanced").is_err());
+    assert!(SquidHelper::command_line("   ").is_err());
+}
+
+#[test]
+fn a_realm_with_a_quote_cannot_be_served_by_a_digest_helper() {
+    let secrets = SquidHelper::new(squid_helper("digest_file_auth"))
+        .arg("/nonexistent")
+        .digest()
+        .unwrap();
+    let error = ProxyAuthLayer::offering(Digest::new(), secrets)
+        .realm("the \"proxy\"")
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("Squid Digest helper"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the example proxy (`forward-proxy --squid-helper …`), driven by curl.
+
+/// The example proxy on 127.0.0.1:0 with `args`, allowed to reach the test's origin.
+fn example_proxy(args: &[&str]) -> ExampleProcess {
+    let mut all = vec!["--listen", "127.0.0.1:0", "--allow-private-targets"];
+    all.extend_from_slice(args);
+    ExampleProcess::start(PROXY, &all)
+}
+
+/// A helper command line for `--squid-helper`: the program and arguments, single-quoted
+/// (the temp paths hold no quote).
+fn command_line(program: &Path, args: &[&Path]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().copied())
+        .map(|word| format!("'{}'", word.display()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The status of a GET of `url` through `proxy` with Basic `user_password` (curl's `-U`).
+async fn basic_status(proxy: &ExampleProcess, user_password: &str, url: &str) -> String {
+    let proxy = format!("http://{}", proxy.addr());
+    curl_status(&["-x", &proxy, "-U", user_password, url]).await
+}
+
+#[tokio::test]
+async fn basic_ncsa_auth_through_the_example_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = password_file(
+        dir.path(),
+        "-B",
+        &[("alice", "s3cret"), ("carol", "p@ss: word")],
+    );
+    let helper = command_line(&squid_helper("basic_ncsa_auth"), &[&file]);
+    let origin = Origin::start().await;
+    let url = origin.url("/page");
+    let proxy = example_proxy(&[
+        "--squid-helper",
+        &helper,
+        "--squid-helper-children",
+        "4",
+        "--user",
+        "bob:b0b",
+    ]);
+
+    assert_eq!(basic_status(&proxy, "alice:s3cret", &url).await, "200");
+    assert_eq!(basic_status(&proxy, "alice:wrong", &url).await, "407");
+    assert_eq!(basic_status(&proxy, "mallory:s3cret", &url).await, "407");
+    assert_eq!(basic_status(&proxy, "carol:p@ss: word", &url).await, "200");
+    assert_eq!(basic_status(&proxy, "carol:p@ss:word", &url).await, "407");
+    // --user is combinable, and asked first.
+    assert_eq!(basic_status(&proxy, "bob:b0b", &url).await, "200");
+    let line = proxy.wait_for_access(|l| l.user == "carol").await;
+    assert_eq!(line.status, 200);
+    assert_eq!(origin.received().len(), 3);
+
+    let logs = format!("{}{}", proxy.stdout(), proxy.stderr());
+    for password in ["s3cret", "p@ss: word", "p@ss:%20word"] {
+        assert!(!logs.contains(password), "a password was logged: {logs}");
+    }
+}
+
+#[tokio::test]
+async fn digest_file_auth_through_the_example_proxy_with_curl_proxy_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    // user:realm:HA1, written by Apache's htdigest: the file digest_file_auth -c reads.
+    let file = dir.path().join("digest");
+    support::htdigest(&file, "proxy", "Mufasa", "Circle of Life", true);
+    support::htdigest(&file, "proxy", "carol", "p@ss: word", false);
+    let helper = command_line(&squid_helper("digest_file_auth"), &[Path::new("-c"), &file]);
+    let origin = Origin::start().await;
+    let url = origin.url("/dir/index.html");
+    let proxy = example_proxy(&[
+        "--auth",
+        "digest",
+        "--realm",
+        "proxy",
+        "--squid-digest-helper",
+        &helper,
+    ]);
+
+    // The helper answers MD5 HA1s only, so MD5 alone is offered.
+    let first = proxy_get(proxy.addr(), &url, &[]).await;
+    assert_eq!(first.status, 407);
+    let algorithms: Vec<String> = first
+        .header_values("proxy-authenticate")
+        .iter()
+        .map(|c| challenge_params(c)["algorithm"].clone())
+        .collect();
+    assert_eq!(algorithms, ["MD5"]);
+
+    let digest = |user_password: &'static str| {
+        let proxy = format!("http://{}", proxy.addr());
+        let url = url.clone();
+        async move { curl_status(&["-x", &proxy, "--proxy-digest", "-U", user_password, &url]).await }
+    };
+    assert_eq!(digest("Mufasa:Circle of Life").await, "200");
+    assert_eq!(digest("carol:p@ss: word").await, "200");
+    assert_eq!(digest("Mufasa:Circle Of Life").await, "407");
+    assert_eq!(digest("Scar:Circle of Life").await, "407");
+    assert_eq!(
+        proxy.wait_for_access(|l| l.user == "Mufasa").await.status,
+        200
+    );
+}
+
+/// `--squid-helper-children 4` through the proxy: 20 distinct users at once, each answered
+/// right, never more than 4 checks in the helpers at a time (counted by the helper script).
+/// `--squid-helper-concurrency 8` with `digest_file_auth`, which answers channel-IDs itself.
+#[tokio::test]
+async fn children_and_concurrency_flags_through_the_example_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path(), "counting.sh", COUNTING);
+    let log = dir.path().join("order.log");
+    let helper = command_line(Path::new("sh"), &[&script, &log]);
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    // Every client here is 127.0.0.1: without --max-auth-failures 0 the failure throttle
+    // would hold this address to 2 slow checks at once and count the wrong passwords.
+    let proxy = example_proxy(&[
+        "--squid-helper",
+        &helper,
+        "--squid-helper-children",
+        "4",
+        "--max-auth-failures",
+        "0",
+    ]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let proxy = format!("http://{}", proxy.addr());
+        let url = url.clone();
+        tasks.spawn(async move {
+            let right = format!("user-{i}:pw-{i}");
+            let wrong = format!("user-{i}:pw-x");
+            let statuses = (
+                curl_status(&["-x", &proxy, "-U", &right, &url]).await,
+                curl_status(&["-x", &proxy, "-U", &wrong, &url]).await,
+            );
+            (i, statuses)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, statuses) = done.unwrap();
+        assert_eq!(statuses, ("200".into(), "407".into()), "user-{i}");
+    }
+    let most = most_in_flight(&log, 40);
+    assert!((1..=4).contains(&most), "{most} checks in flight at once");
+
+    let file = dir.path().join("digest");
+    for i in 0..10 {
+        let (user, password) = (format!("user{i}"), format!("pw{i}"));
+        support::htdigest(&file, "proxy", &user, &password, i == 0);
+    }
+    let helper = command_line(&squid_helper("digest_file_auth"), &[Path::new("-c"), &file]);
+    let proxy = example_proxy(&[
+        "--auth",
+        "digest",
+        "--realm",
+        "proxy",
+        "--squid-digest-helper",
+        &helper,
+        "--squid-helper-children",
+        "1",
+        "--squid-helper-concurrency",
+        "8",
+        "--max-auth-failures",
+        "0",
+    ]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let proxy = format!("http://{}", proxy.addr());
+        let url = url.clone();
+        tasks.spawn(async move {
+            let user_password = format!("user{i}:pw{i}");
+            let args = ["-x", &proxy, "--proxy-digest", "-U", &user_password, &url];
+            (i, curl_status(&args).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, status) = done.unwrap();
+        assert_eq!(status, "200", "user{i}");
+    }
+}
+
+/// `--credentials-ttl`: an accepted password is remembered for that long (default 5 minutes),
+/// so a password changed in the helper's file shows only after it; with 0 the helper is asked
+/// every time and the change shows at once.
+#[tokio::test]
+async fn credentials_ttl_zero_asks_the_helper_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = password_file(dir.path(), "-B", &[("alice", "old-pw")]);
+    let helper = command_line(&squid_helper("basic_ncsa_auth"), &[&file]);
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    let remembering = example_proxy(&["--squid-helper", &helper]);
+    let asking = example_proxy(&["--squid-helper", &helper, "--credentials-ttl", "0"]);
+    for proxy in [&remembering, &asking] {
+        assert_eq!(basic_status(proxy, "alice:old-pw", &url).await, "200");
+    }
+    // basic_ncsa_auth rereads its file when the modification time (in seconds) changes.
+    std::thread::sleep(Duration::from_millis(1100));
+    password_file(dir.path(), "-B", &[("alice", "new-pw")]);
+
+    assert_eq!(basic_status(&asking, "alice:old-pw", &url).await, "407");
+    assert_eq!(basic_status(&asking, "alice:new-pw", &url).await, "200");
+    assert_eq!(
+        basic_status(&remembering, "alice:old-pw", &url).await,
+        "200"
+    );
+    assert_eq!(
+        basic_status(&remembering, "alice:new-pw", &url).await,
+        "200"
+    );
+}
+
+#[test]
+fn helper_flags_that_cannot_work_stop_the_proxy_naming_the_flag() {
+    let ncsa = squid_helper("basic_ncsa_auth");
+    let ncsa = ncsa.to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["--squid-helper", "no-such-squid-helper-here /etc/passwd"],
+            "--squid-helper: Squid helper no-such-squid-helper-here: not found on PATH \
+             (Debian's squid package installs its helpers in /usr/lib/squid/",
+        ),
+        (
+            vec!["--squid-helper", "basic_ncsa_auth 'unbalanced"],
+            "--squid-helper: Squid helper command line: unbalanced quotes",
+        ),
+        (
+            vec!["--auth", "digest", "--squid-helper", ncsa],
+            "--squid-helper needs --auth with basic",
+        ),
+        (
+            vec!["--squid-digest-helper", ncsa],
+            "--squid-digest-helper needs --auth with digest",
+        ),
+        (
+            vec!["--no-auth", "--squid-helper", ncsa],
+            "--squid-helper cannot be used with --no-auth",
+        ),
+    ] {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend(args.iter().copied());
+        let finished = run_example_to_exit(PROXY, &all, Duration::from_secs(20));
+        assert!(!finished.status.success(), "{args:?} started");
+        assert!(
+            finished.stderr.contains(expected),
+            "{args:?}: {}",
+            finished.stderr
+        );
+    }
+}
