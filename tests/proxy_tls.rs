@@ -5,50 +5,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use support::{curl, run_example_to_exit, ExampleProcess, Origin, ORIGIN_BODY, PROXY};
-
-/// Runs `openssl` with `args`, panicking with the package to install when it is missing.
-fn openssl(args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("cannot run openssl: apt-get install -y openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A self-signed P-256 certificate for 127.0.0.1 and its key, as `(cert, key)` paths in `dir`.
-fn certificate(dir: &Path) -> (String, String) {
-    let cert = dir.join("proxy.crt").to_str().expect("utf-8").to_owned();
-    let key = dir.join("proxy.key").to_str().expect("utf-8").to_owned();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &cert,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-    ]);
-    (cert, key)
-}
+use support::{certificate, curl, run_example_to_exit, ExampleProcess, Origin, ORIGIN_BODY, PROXY};
 
 fn tls_proxy(cert: &str, key: &str) -> ExampleProcess {
     support::start_proxy_with_user("alice", "s3cret", &["--tls-cert", cert, "--tls-key", key])
