@@ -1,7 +1,7 @@
 //! Authentication set-up from the command line: which users, which validator, which layer.
 //!
 //! Decided before the runtime starts, so that a bad `--htpasswd` file or `--realm` stops the
-//! proxy with a message naming the flag. The validator is built first ([`validator`]), then
+//! proxy with a message naming the flag. The validators are built first (`basic_validator`, `digest`), then
 //! the layer around it ([`auth_setup`]); a new scheme or store adds a step to one of them.
 
 use std::sync::Arc;
