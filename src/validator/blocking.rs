@@ -282,8 +282,8 @@ impl Turn {
             client,
             done: false,
         };
-        // The sender is only dropped after a send or by `pass_on` with the pool alive: either
-        // way this check now holds a slot.
+        // A waiter leaves the queue only to be woken (`pass_on`, which drops the sender after a
+        // send) or by its own withdrawal (`Waiting::drop`): an answer means a slot.
         let _ = granted.await;
         waiting.done = true;
         drop(waiting);
