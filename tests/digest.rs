@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tower::ServiceBuilder;
-use tower_proxy_auth::scheme::digest::{Algorithm, Digest, NonceKey};
+use tower_proxy_auth::scheme::digest::{
+    Algorithm, Digest, MemoryReplayStore, NonceId, NonceKey, ReplayStore, ReplayVerdict,
+};
 use tower_proxy_auth::scheme::Basic;
-use tower_proxy_auth::{Identity, Party, ProxyAuthLayer, StaticUsers};
+use tower_proxy_auth::{Answer, Identity, Party, ProxyAuthLayer, StaticUsers, ValidatorError};
 
 use support::{challenge_params, request_head, serve, DigestAnswer, RawConn, RawResponse};
 
@@ -60,16 +62,6 @@ async fn send(
     let mut conn = RawConn::connect(addr).await;
     conn.send(request_head(method, target, &fields)).await;
     conn.read_response_to(method).await
-}
-
-/// The first Digest challenge of a 407 for `algorithm`.
-fn challenge_for(response: &RawResponse, algorithm: &str) -> String {
-    response
-        .header_values("proxy-authenticate")
-        .into_iter()
-        .find(|c| c.starts_with("Digest ") && challenge_params(c)["algorithm"] == algorithm)
-        .unwrap_or_else(|| panic!("no {algorithm} challenge: {response:#?}"))
-        .to_owned()
 }
 
 fn mufasa<'a>(uri: &'a str, nc: u32) -> DigestAnswer<'a> {
@@ -141,7 +133,7 @@ async fn challenges_in_order_then_each_algorithm_authenticates_with_rspauth() {
     assert_eq!(nonces.len(), 5);
 
     for algorithm in ["SHA-256", "SHA-512-256", "MD5", "SHA-256-sess", "MD5-sess"] {
-        let challenge = challenge_for(&first, algorithm);
+        let challenge = first.digest_challenge(algorithm);
         // curl and Chromium send the path; urllib the absolute URI: both name the target.
         for uri in ["/dir/index.html", "http://origin.test/dir/index.html"] {
             let (credentials, rspauth) =
@@ -173,7 +165,7 @@ async fn challenges_in_order_then_each_algorithm_authenticates_with_rspauth() {
 async fn a_replayed_count_is_refused_the_next_count_and_out_of_order_ones_pass() {
     let addr = start(digest_layer(Digest::new())).await;
     let first = send(addr, "GET", "http://origin.test/", None).await;
-    let challenge = challenge_for(&first, "SHA-256");
+    let challenge = first.digest_challenge("SHA-256");
     let (once, _) = mufasa("/", 1).credentials(&challenge);
     assert_eq!(
         send(addr, "GET", "http://origin.test/", Some(&once))
@@ -210,7 +202,7 @@ async fn a_replayed_count_is_refused_the_next_count_and_out_of_order_ones_pass()
 async fn wrong_passwords_unknown_users_and_forged_nonces_get_challenges_without_stale() {
     let addr = start(digest_layer(Digest::new())).await;
     let first = send(addr, "GET", "http://origin.test/", None).await;
-    let challenge = challenge_for(&first, "SHA-256");
+    let challenge = first.digest_challenge("SHA-256");
     let mut wrong = mufasa("/", 1);
     wrong.password = "Circle Of Life";
     let mut unknown = mufasa("/", 1);
@@ -237,7 +229,7 @@ async fn wrong_passwords_unknown_users_and_forged_nonces_get_challenges_without_
 async fn uri_must_name_the_request_target_and_connect_wants_its_authority() {
     let addr = start(digest_layer(Digest::new())).await;
     let first = send(addr, "GET", "http://origin.test/a", None).await;
-    let challenge = challenge_for(&first, "SHA-256");
+    let challenge = first.digest_challenge("SHA-256");
     let (other, _) = mufasa("/b", 1).credentials(&challenge);
     let mismatch = send(addr, "GET", "http://origin.test/a", Some(&other)).await;
     assert_eq!(mismatch.status, 400);
@@ -245,7 +237,7 @@ async fn uri_must_name_the_request_target_and_connect_wants_its_authority() {
 
     // CONNECT: `uri` is exactly host:port. A response computed correctly over "/" is refused.
     let first = send(addr, "CONNECT", "origin.test:443", None).await;
-    let challenge = challenge_for(&first, "SHA-256");
+    let challenge = first.digest_challenge("SHA-256");
     let mut slash = mufasa("/", 1);
     slash.method = "CONNECT";
     let (credentials, _) = slash.credentials(&challenge);
@@ -273,12 +265,12 @@ async fn an_expired_nonce_with_the_right_response_is_stale_and_a_fresh_one_works
     ))
     .await;
     let first = send(addr, "GET", "http://origin.test/", None).await;
-    let challenge = challenge_for(&first, "SHA-256");
+    let challenge = first.digest_challenge("SHA-256");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (late, _) = mufasa("/", 1).credentials(&challenge);
     let stale = send(addr, "GET", "http://origin.test/", Some(&late)).await;
     assert_eq!(stale.status, 407);
-    let renewed = challenge_for(&stale, "SHA-256");
+    let renewed = stale.digest_challenge("SHA-256");
     assert_eq!(challenge_params(&renewed)["stale"], "true");
     // Only the scheme whose nonce was stale says so.
     assert!(stale
@@ -318,14 +310,14 @@ async fn instances_sharing_a_key_know_each_others_nonces_and_another_key_does_no
     )))
     .await;
     let first = send(a, "GET", "http://origin.test/", None).await;
-    let challenge = challenge_for(&first, "SHA-256");
+    let challenge = first.digest_challenge("SHA-256");
     let (credentials, _) = mufasa("/", 1).credentials(&challenge);
     // B verifies A's nonce. Its replay store is its own, so rather than accept counts it has
     // never seen (a replay of a request A took would pass), it answers stale=true: the client
     // retries with B's nonce without asking the user.
     let on_b = send(b, "GET", "http://origin.test/", Some(&credentials)).await;
     assert_eq!(on_b.status, 407);
-    let renewed = challenge_for(&on_b, "SHA-256");
+    let renewed = on_b.digest_challenge("SHA-256");
     assert_eq!(challenge_params(&renewed)["stale"], "true");
     assert_eq!(
         send(
@@ -348,6 +340,63 @@ async fn instances_sharing_a_key_know_each_others_nonces_and_another_key_does_no
     // A itself takes its own nonce.
     assert_eq!(
         send(a, "GET", "http://origin.test/", Some(&credentials))
+            .await
+            .status,
+        200
+    );
+}
+
+/// A replay store every instance shares: here one [`MemoryReplayStore`] (its clones share
+/// their shards) seen by two layers in this process, standing for a networked store.
+#[derive(Clone)]
+struct SharedStore(MemoryReplayStore);
+
+impl ReplayStore for SharedStore {
+    fn record(
+        &self,
+        nonce: &NonceId,
+        nc: u32,
+        lifetime: Duration,
+    ) -> Answer<Result<ReplayVerdict, ValidatorError>> {
+        self.0.record(nonce, nc, lifetime)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
+/// With a shared replay store, instance B takes the nonce A issued at once (200, no stale
+/// round trip), and a count A took is a replay at B.
+#[tokio::test]
+async fn with_a_shared_replay_store_another_instance_accepts_the_nonce_and_refuses_its_replay() {
+    let key = || NonceKey::from_bytes(b"one key for every instance of the fleet").unwrap();
+    let store = SharedStore(MemoryReplayStore::new(1_000, Duration::from_secs(300)));
+    let a = start(digest_layer(
+        Digest::new().nonce_key(key()).replay_store(store.clone()),
+    ))
+    .await;
+    let b = start(digest_layer(
+        Digest::new().nonce_key(key()).replay_store(store),
+    ))
+    .await;
+    let first = send(a, "GET", "http://origin.test/", None).await;
+    let challenge = first.digest_challenge("SHA-256");
+    let (one, _) = mufasa("/", 1).credentials(&challenge);
+    let on_b = send(b, "GET", "http://origin.test/", Some(&one)).await;
+    assert_eq!(on_b.status, 200, "{on_b:#?}");
+    assert_eq!(on_b.text(), "Mufasa Digest");
+    // The same count again, at A: refused, and not as stale.
+    let replayed = send(a, "GET", "http://origin.test/", Some(&one)).await;
+    assert_eq!(replayed.status, 407);
+    assert!(replayed
+        .header_values("proxy-authenticate")
+        .iter()
+        .all(|h| !h.contains("stale")));
+    // The next count, at A.
+    let (two, _) = mufasa("/", 2).credentials(&challenge);
+    assert_eq!(
+        send(a, "GET", "http://origin.test/", Some(&two))
             .await
             .status,
         200
@@ -445,7 +494,7 @@ async fn an_htdigest_file_made_by_htdigest_serves_md5_and_follows_changes() {
         .map(|c| challenge_params(c)["algorithm"].clone())
         .collect();
     assert_eq!(algorithms, ["MD5"]);
-    let challenge = challenge_for(&first, "MD5");
+    let challenge = first.digest_challenge("MD5");
     assert_eq!(
         send(
             addr,

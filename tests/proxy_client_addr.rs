@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use support::{
-    basic, certificate, curl, request_head, run_example_to_exit, wait_for_window_room,
+    basic, curl, request_head, run_example_to_exit, self_signed_certificate, wait_for_window_room,
     ExampleProcess, KeepAliveClient, Origin, RawConn, ORIGIN_BODY, PROXY, THROTTLE_WINDOW,
 };
 
@@ -519,7 +519,7 @@ async fn proxy_protocol_v1_and_v2_headers_name_the_client() {
 #[tokio::test]
 async fn tls_and_plain_clients_behind_a_proxy_protocol_balancer() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = certificate(dir.path());
+    let (cert, key) = self_signed_certificate(dir.path());
     let origin = Origin::start().await;
     let p = proxy(&["--proxy-protocol", "--tls-cert", &cert, "--tls-key", &key]);
     let to = p.addr();

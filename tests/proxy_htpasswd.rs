@@ -7,22 +7,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{curl, run_example_to_exit, ExampleProcess, Origin, ORIGIN_BODY};
 
 /// Runs Apache's `htpasswd` with `args` (batch mode, password on the command line).
 fn htpasswd(args: &[&str]) {
-    let output = Command::new("htpasswd")
-        .args(args)
-        .output()
-        .expect("cannot run htpasswd: apt-get install -y apache2-utils");
-    assert!(
-        output.status.success(),
-        "htpasswd {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::run_tool("htpasswd", "apache2-utils", args);
 }
 
 /// A file with a bcrypt (cost 5) user and an apr1 user, made by the real tool.

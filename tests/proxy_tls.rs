@@ -7,7 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{certificate, curl, run_example_to_exit, ExampleProcess, Origin, ORIGIN_BODY, PROXY};
+use support::{
+    curl, run_example_to_exit, self_signed_certificate, ExampleProcess, Origin, ORIGIN_BODY, PROXY,
+};
 
 fn tls_proxy(cert: &str, key: &str) -> ExampleProcess {
     support::start_proxy_with_user("alice", "s3cret", &["--tls-cert", cert, "--tls-key", key])
@@ -16,7 +18,7 @@ fn tls_proxy(cert: &str, key: &str) -> ExampleProcess {
 #[tokio::test]
 async fn curl_over_tls_to_the_proxy_forwards_a_get_and_opens_a_tunnel() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = certificate(dir.path());
+    let (cert, key) = self_signed_certificate(dir.path());
     let origin = Origin::start().await;
     let p = tls_proxy(&cert, &key);
     let proxy_url = format!("https://127.0.0.1:{}", p.addr().port());
@@ -73,14 +75,14 @@ async fn curl_over_tls_to_the_proxy_forwards_a_get_and_opens_a_tunnel() {
 #[test]
 fn unusable_certificate_or_key_files_stop_start_up_naming_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = certificate(dir.path());
+    let (cert, key) = self_signed_certificate(dir.path());
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").expect("write");
     let garbage = garbage.to_str().expect("utf-8");
     let missing = dir.path().join("missing.pem");
     let missing = missing.to_str().expect("utf-8");
     let other_dir = tempfile::tempdir().expect("temp dir");
-    let (_, other_key) = certificate(other_dir.path());
+    let (_, other_key) = self_signed_certificate(other_dir.path());
 
     for (cert, key, named) in [
         (garbage, key.as_str(), garbage),

@@ -1,20 +1,24 @@
 // A browser client of the tests: headless Chromium behind an authenticating HTTP proxy, driven
 // through its DevTools protocol (Fetch.authRequired answers the proxy's challenge, as a user
-// typing into the browser's dialog would). Needs Node.js 20+ (run with --experimental-websocket
-// on 20; 22 has WebSocket built in) and Chromium.
+// typing into the browser's dialog would). The protocol runs over a pipe
+// (--remote-debugging-pipe: NUL-terminated JSON messages on file descriptors 3 and 4), so any
+// Node.js from 18 on will do (Debian 12's nodejs is 18), with no WebSocket client.
 //
-//   node --experimental-websocket chromium_proxy.mjs CHROMIUM PROXY_PORT USER PASSWORD URL
+//   node chromium_proxy.mjs CHROMIUM PROXY_PORT USER PASSWORD URL [FLAG...]
+//
+// FLAGs are passed on to Chromium (e.g. `--ignore-certificate-errors-spki-list=HASH` to trust a
+// test origin's certificate by its key).
 //
 // Prints one line per proxy challenge answered (`auth <scheme>`), then `status <code>` of the
 // page's main response, and exits 0; prints `error: ...` and exits 2 if the page does not load
-// within 20 s.
+// within 30 s or Chromium exits first.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const [chromium, port, user, password, url] = process.argv.slice(2);
+const [chromium, port, user, password, url, ...flags] = process.argv.slice(2);
 const profile = mkdtempSync(join(tmpdir(), "chromium-proxy-"));
 const browser = spawn(chromium, [
   "--headless",
@@ -29,44 +33,48 @@ const browser = spawn(chromium, [
   `--proxy-server=http://127.0.0.1:${port}`,
   // Chromium sends loopback addresses direct unless told otherwise.
   "--proxy-bypass-list=<-loopback>",
-  "--remote-debugging-port=0",
+  "--remote-debugging-pipe",
+  ...flags,
   "about:blank",
-], { stdio: ["ignore", "ignore", "pipe"] });
+], { stdio: ["ignore", "ignore", "ignore", "pipe", "pipe"] });
 
+let finished = false;
 function finish(code, line) {
+  if (finished) return;
+  finished = true;
   if (line) console.log(line);
   browser.kill("SIGKILL");
   try { rmSync(profile, { recursive: true, force: true }); } catch {}
   process.exit(code);
 }
-setTimeout(() => finish(2, "error: timed out"), 20000).unref();
+setTimeout(() => finish(2, "error: timed out"), 30000).unref();
+browser.on("error", (e) => finish(2, `error: cannot start ${chromium}: ${e.message}`));
+browser.on("exit", (code, signal) => finish(2, `error: chromium exited (${code ?? signal})`));
 
-const wsUrl = await new Promise((resolve) => {
-  let text = "";
-  browser.stderr.on("data", (chunk) => {
-    text += chunk;
-    const m = text.match(/DevTools listening on (ws:\/\/\S+)/);
-    if (m) resolve(m[1]);
-  });
-});
-
-const ws = new WebSocket(wsUrl);
-await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+const toBrowser = browser.stdio[3];
+const fromBrowser = browser.stdio[4];
+fromBrowser.setEncoding("utf8");
 let nextId = 1;
 const pending = new Map();
 const handlers = [];
-ws.addEventListener("message", (event) => {
-  const msg = JSON.parse(event.data);
-  if (msg.id && pending.has(msg.id)) {
-    pending.get(msg.id)(msg);
-    pending.delete(msg.id);
-  } else if (msg.method) {
-    for (const h of handlers) h(msg);
+let buffered = "";
+fromBrowser.on("data", (text) => {
+  buffered += text;
+  let end;
+  while ((end = buffered.indexOf("\0")) >= 0) {
+    const msg = JSON.parse(buffered.slice(0, end));
+    buffered = buffered.slice(end + 1);
+    if (msg.id && pending.has(msg.id)) {
+      pending.get(msg.id)(msg);
+      pending.delete(msg.id);
+    } else if (msg.method) {
+      for (const h of handlers) h(msg);
+    }
   }
 });
 function send(method, params = {}, sessionId) {
   const id = nextId++;
-  ws.send(JSON.stringify({ id, method, params, sessionId }));
+  toBrowser.write(JSON.stringify({ id, method, params, sessionId }) + "\0");
   return new Promise((resolve) => pending.set(id, resolve));
 }
 

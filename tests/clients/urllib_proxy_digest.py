@@ -16,7 +16,11 @@ def main() -> int:
     port, user, password, url = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     proxy = f"http://127.0.0.1:{port}"
     passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    # ProxyDigestAuthHandler looks the password up by the request's URL, not the proxy's
+    # (AbstractDigestAuthHandler.get_authorization: find_user_password(realm, req.full_url)),
+    # so the proxy's password must be registered for the target too.
     passwords.add_password(None, proxy, user, password)
+    passwords.add_password(None, url, user, password)
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({"http": proxy, "https": proxy}),
         urllib.request.ProxyDigestAuthHandler(passwords),

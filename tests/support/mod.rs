@@ -102,7 +102,27 @@ fn build(cargo: &std::ffi::OsStr, what: &[&str], profile_dir: &std::path::Path) 
     let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let shown = what.join(" ");
-    let mut child = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // Without the variables cargo sets for this test's own crate: a build script that reruns
+    // when one changes (ring's, on CARGO_MANIFEST_DIR) would otherwise see them differ from a
+    // plain `cargo build` and rebuild, each time the two alternate.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    let mut child = command
         .args(["build", "--quiet"])
         .args(what)
         .args(["--profile", profile])
@@ -436,6 +456,17 @@ pub fn run_example_to_exit_with_env(
 /// and `--allow-private-targets`: the tests' origins are on 127.0.0.1, which the proxy refuses
 /// by default.
 pub fn start_proxy_with_user(user: &str, password: &str, extra: &[&str]) -> ExampleProcess {
+    start_proxy_with_env(user, password, extra, &[])
+}
+
+/// [`start_proxy_with_user`] with extra environment variables for the proxy (`RUST_LOG`, for
+/// the library's debug events).
+pub fn start_proxy_with_env(
+    user: &str,
+    password: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> ExampleProcess {
     let user = format!("{user}:{password}");
     let mut args = vec![
         "--listen",
@@ -445,7 +476,7 @@ pub fn start_proxy_with_user(user: &str, password: &str, extra: &[&str]) -> Exam
         user.as_str(),
     ];
     args.extend_from_slice(extra);
-    ExampleProcess::start(PROXY, &args)
+    ExampleProcess::start_with_env(PROXY, &args, env)
 }
 
 /// Opens a CONNECT tunnel to `target` through the proxy at `proxy` on a new connection, sending
@@ -545,6 +576,9 @@ pub struct OriginResponse {
     pub status: u16,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
+    /// How long the origin waits, once it has read a request, before it answers (a slow
+    /// origin); zero by default.
+    pub delay: Duration,
 }
 
 impl Default for OriginResponse {
@@ -556,6 +590,7 @@ impl Default for OriginResponse {
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             )],
             body: Bytes::from_static(ORIGIN_BODY.as_bytes()),
+            delay: Duration::ZERO,
         }
     }
 }
@@ -576,6 +611,18 @@ impl Origin {
 
     /// An origin answering every request with `response`.
     pub async fn start_with(response: OriginResponse) -> Self {
+        Self::start_serving(response, |stream| async move { Some(stream) }).await
+    }
+
+    /// An origin whose accepted connections go through `wrap` (a TLS handshake, for
+    /// [`TlsOrigin`]) before HTTP/1.1 is served on them; `None` from `wrap` drops the
+    /// connection.
+    pub(crate) async fn start_serving<W, F, IO>(response: OriginResponse, wrap: W) -> Self
+    where
+        W: Fn(TcpStream) -> F + Send + 'static,
+        F: std::future::Future<Output = Option<IO>> + Send + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind origin on 127.0.0.1:0");
@@ -608,6 +655,7 @@ impl Origin {
                             body,
                             trailers,
                         });
+                        tokio::time::sleep(response.delay).await;
                         let mut answer = Response::new(Full::new(response.body.clone()));
                         *answer.status_mut() =
                             http::StatusCode::from_u16(response.status).expect("status");
@@ -617,9 +665,14 @@ impl Origin {
                         Ok::<_, hyper::Error>(answer)
                     }
                 });
+                let wrapped = wrap(stream);
                 connections.spawn(async move {
+                    // A bounded handshake: a client that never finishes it holds no task.
+                    let Ok(Some(io)) = tokio::time::timeout(TIMEOUT, wrapped).await else {
+                        return;
+                    };
                     let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(io), service)
                         .await;
                 });
                 // Reap finished connections as we go.
@@ -707,6 +760,24 @@ impl RawResponse {
     /// The body as UTF-8 (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The first Digest challenge among the `Proxy-Authenticate` fields for `algorithm`.
+    ///
+    /// # Panics
+    ///
+    /// When there is none.
+    pub fn digest_challenge(&self, algorithm: &str) -> String {
+        self.header_values("proxy-authenticate")
+            .into_iter()
+            .find(|c| {
+                c.starts_with("Digest ")
+                    && challenge_params(c)
+                        .get("algorithm")
+                        .is_some_and(|a| a == algorithm)
+            })
+            .unwrap_or_else(|| panic!("no {algorithm} challenge: {self:#?}"))
+            .to_owned()
     }
 }
 
@@ -1030,45 +1101,46 @@ pub async fn wait_for_window_room(window: Duration, needed: Duration) -> Duratio
 }
 
 // ---------------------------------------------------------------------------------------------
-// openssl.
+// Tools.
 
-/// Runs `openssl` with `args`, panicking with the package to install when it is missing.
-pub fn openssl(args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("cannot run openssl: apt-get install -y openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+/// The path of `program`, found on `PATH` (where Debian's packages put their programs).
+///
+/// # Panics
+///
+/// When it is not there, naming the Debian `package` to install: a missing tool fails a test,
+/// never skips it.
+pub fn require_tool(program: &str, package: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "`{program}` is not on PATH: install it with `apt-get install -y {package}` \
+                 (scripts/test does so when run as root)"
+            )
+        })
 }
 
-/// A self-signed P-256 certificate for 127.0.0.1 and its key, as `(cert, key)` paths in `dir`.
-pub fn certificate(dir: &std::path::Path) -> (String, String) {
-    let cert = dir.join("proxy.crt").to_str().expect("utf-8").to_owned();
-    let key = dir.join("proxy.key").to_str().expect("utf-8").to_owned();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &cert,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-    ]);
-    (cert, key)
+/// Runs the tool `program` (from the Debian `package`) with `args` and waits for it.
+///
+/// # Panics
+///
+/// When it cannot run (naming the package to install) or fails (with its stderr).
+pub fn run_tool(program: &str, package: &str, args: &[&str]) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): apt-get install -y {package}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1173,3 +1245,13 @@ pub struct ConnectionId(pub u64);
 mod digest_client;
 #[allow(unused_imports)] // not every test binary uses the Digest client
 pub use digest_client::{challenge_params, digest_hex, DigestAnswer};
+
+// An HTTPS origin (rustls) with a certificate made by openssl, for the CONNECT tests.
+mod tls_origin;
+#[allow(unused_imports)] // not every test binary uses TLS
+pub use tls_origin::{openssl, self_signed_certificate, spki_sha256_base64, TlsOrigin};
+
+// A recording relay in front of the proxy that keeps real clients' traffic on loopback.
+mod relay;
+#[allow(unused_imports)] // not every test binary uses the relay
+pub use relay::{LoopbackRelay, RelayedRequest};
