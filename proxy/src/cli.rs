@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use ipnet::IpNet;
 use tower_proxy_auth::scheme::digest::Algorithm;
 use tower_proxy_auth::FailureThrottle;
+use tower_proxy_auth_proxy::client_address::{ForwardedField, TrustedProxies};
 
 /// The demo user the proxy starts with when no `--user` or `--htpasswd` is given.
 pub const DEMO_USER: (&str, &str) = ("alice", "s3cret");
@@ -177,12 +179,15 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["users", "realm", "htpasswd", "htdigest"])]
     pub no_auth: bool,
 
-    /// Wrong credentials allowed per user name and per client address within one window;
-    /// past it, attempts get 429 with Retry-After until the window ends. 0 turns throttling off.
+    /// Failure throttling: wrong credentials allowed per (user name, client address) within
+    /// one --auth-failure-window, and 10 × N per client address (across user names) and per
+    /// user name (across addresses, except addresses where that user succeeded in the last 7
+    /// days). Past a limit, attempts get 429 with Retry-After without the password being
+    /// checked. The same wrong password repeated counts once. 0 turns throttling off.
     #[arg(long, value_name = "N", default_value_t = FailureThrottle::DEFAULT_MAX_FAILURES)]
     pub max_auth_failures: u32,
 
-    /// Length of the failure-counting window, in seconds.
+    /// Length of the sliding window over which --max-auth-failures counts, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = FailureThrottle::DEFAULT_WINDOW.as_secs(),
           value_parser = seconds())]
     pub auth_failure_window: u64,
@@ -218,6 +223,29 @@ pub struct Args {
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "FILE", requires = "redis_url")]
     pub redis_ca_file: Option<PathBuf>,
+
+    /// Trust connections from this network (a CIDR block such as 10.0.0.0/8, or one address)
+    /// to say who the client is: a load balancer or proxy in front of this one. Repeatable.
+    /// Their requests' client address (for the failure throttle and the access log) is the
+    /// rightmost address of --forwarded-header that is not itself trusted; with
+    /// --proxy-protocol, only they may (and must) send a PROXY header. Without this flag
+    /// nobody is trusted: the client address is the TCP peer (or the PROXY header's source).
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Which field of a --trusted-proxy's requests names the client: `x-forwarded-for`,
+    /// `forwarded` (RFC 7239's `for=`), or `none` (only the PROXY protocol header counts).
+    #[arg(long, value_name = "FIELD", value_enum, default_value_t = ForwardedArg::XForwardedFor,
+          requires = "trusted_proxies")]
+    pub forwarded_header: ForwardedArg,
+
+    /// Read a PROXY protocol header (HAProxy's, version 1 or 2) at the start of each
+    /// connection, before TLS and HTTP, within --header-read-timeout; its source address is the
+    /// client address. A connection without a valid header is closed. With --trusted-proxy,
+    /// only connections from trusted networks are expected to send one (others are served
+    /// as direct clients, and a header they send is not believed).
+    #[arg(long)]
+    pub proxy_protocol: bool,
 
     /// Largest Proxy-Authorization accepted, in bytes (at least 64); larger gets 431 and the
     /// connection closes.
@@ -297,6 +325,32 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
     pub shutdown_grace: u64,
+}
+
+/// The values of `--forwarded-header`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForwardedArg {
+    /// `X-Forwarded-For: client, proxy1, ...`.
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1, ...` (RFC 7239).
+    Forwarded,
+    /// Neither: a trusted proxy names the client with the PROXY protocol only.
+    None,
+}
+
+impl ForwardedArg {
+    /// The field to read, if any.
+    pub fn field(self) -> Option<ForwardedField> {
+        match self {
+            Self::XForwardedFor => Some(ForwardedField::XForwardedFor),
+            Self::Forwarded => Some(ForwardedField::Forwarded),
+            Self::None => None,
+        }
+    }
+}
+
+fn parse_net(value: &str) -> Result<IpNet, String> {
+    TrustedProxies::parse_net(value).map_err(|e| e.to_string())
 }
 
 /// The access log's line formats (see `access_log.rs` for each field).

@@ -1,8 +1,10 @@
 //! The parts of the `forward-proxy` binary a program of its own can lift: a forward HTTP/1.1
 //! proxy service ([`ForwardProxy`]: HTTP forwarding with one retry, CONNECT tunnels), the
 //! removal of hop-by-hop fields from header and trailer sections ([`hop_by_hop`]), the policy
-//! that keeps clients away from the proxy host's internal addresses ([`targets`]), and the
-//! tunnel relay with its idle timeout ([`tunnel`]).
+//! that keeps clients away from the proxy host's internal addresses ([`targets`]), the
+//! tunnel relay with its idle timeout ([`tunnel`]), and who the client is behind a load
+//! balancer: trusted `X-Forwarded-For` / `Forwarded` fields ([`client_address`]) and HAProxy's
+//! PROXY protocol ([`proxy_protocol`]).
 //!
 //! The binary (`src/main.rs`) adds the command line, the authentication set-up
 //! (`tower_proxy_auth::ProxyAuthLayer` around [`ForwardProxy`]), the accept loop with its
@@ -22,9 +24,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod client_address;
 mod forward;
 pub mod hop_by_hop;
 mod proxy;
+pub mod proxy_protocol;
 mod reply;
 pub mod targets;
 pub mod tunnel;

@@ -1,9 +1,13 @@
 //! The accept loop: the connection limit, TLS (when configured), one hyper HTTP/1.1 connection
 //! per client with upgrades for CONNECT, the service stack per connection, and shutdown.
 //!
-//! The stack, outermost first: the client address as a `ClientAddr` extension and the
-//! connection's `ConnectionMarker` (the throttle's connection rule) → the access log
-//! → one `Host` field line (two get 400, RFC 9112 §3.2) → proxy authentication → the proxy.
+//! Each connection: with `--proxy-protocol`, its PROXY header first (within
+//! `--header-read-timeout`; none or a bad one closes the connection), then TLS if configured,
+//! then HTTP/1.1. The stack per request, outermost first: the client address as a `ClientAddr`
+//! extension (the TCP peer, the PROXY header's source, or what a `--trusted-proxy` names in
+//! `--forwarded-header`; see `tower_proxy_auth_proxy::client_address`) and the connection's
+//! `ConnectionMarker` (the throttle's connection rule) → the access log → one `Host` field
+//! line (two get 400, RFC 9112 §3.2) → proxy authentication → the proxy.
 //!
 //! `--max-connections`: a slot is taken before each accept and given back when the connection
 //! (or the CONNECT tunnel it became) closes. At the limit the proxy stops accepting: new
@@ -40,6 +44,8 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tower::util::{Either, MapResponse};
 use tower::{Service, ServiceBuilder};
 use tower_proxy_auth::{ClientAddr, ConnectionMarker, ProxyAuth, ProxyAuthLayer, ResponseBody};
+use tower_proxy_auth_proxy::client_address::{ClientAddress, TrustedProxies};
+use tower_proxy_auth_proxy::proxy_protocol::{self, Prefixed};
 use tower_proxy_auth_proxy::targets::TargetPolicy;
 use tower_proxy_auth_proxy::{ForwardProxy, ProxyBody};
 use tracing::{debug, info, warn};
@@ -99,11 +105,14 @@ pub async fn run(args: Args, setup: Setup) -> Result<(), String> {
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(args.header_read_timeout))
         .keep_alive(true);
+    let client_address = client_address(&args);
     let connection = Arc::new(Connection {
         server,
         #[cfg(feature = "tls")]
         tls,
         handshake_timeout: Duration::from_secs(args.header_read_timeout),
+        proxy_protocol: args.proxy_protocol,
+        forwarded: (!client_address.trusted().is_empty()).then(|| Arc::new(client_address)),
     });
 
     let shutdown = shutdown_signal();
@@ -123,8 +132,12 @@ pub async fn run(args: Args, setup: Setup) -> Result<(), String> {
                         _slot: slot,
                         _in_flight: in_flight.clone(),
                     };
-                    let service = service_stack(peer, guard.clone(), log.clone(), authenticated.clone());
-                    tokio::spawn(connection.clone().serve(stream, peer, service, shutdown_rx.clone(), guard));
+                    let stack = Stack {
+                        guard,
+                        log: log.clone(),
+                        authenticated: authenticated.clone(),
+                    };
+                    tokio::spawn(connection.clone().serve(stream, peer, stack, shutdown_rx.clone()));
                 }
                 Err(e) => {
                     // Typically EMFILE: back off instead of spinning.
@@ -156,6 +169,27 @@ pub async fn run(args: Args, setup: Setup) -> Result<(), String> {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     Ok(())
+}
+
+/// The client-address rule of `--trusted-proxy` and `--forwarded-header`, logged once.
+fn client_address(args: &Args) -> ClientAddress {
+    let trusted = args
+        .trusted_proxies
+        .iter()
+        .fold(TrustedProxies::new(), |t, net| t.trust(*net));
+    let field = args.forwarded_header.field();
+    if !trusted.is_empty() {
+        let nets: Vec<String> = trusted.nets().iter().map(ToString::to_string).collect();
+        info!(
+            trusted = %nets.join(","),
+            field = field.map_or("none", |f| f.as_str()),
+            proxy_protocol = args.proxy_protocol,
+            "client addresses from trusted proxies"
+        );
+    } else if args.proxy_protocol {
+        info!("client addresses from PROXY protocol headers (every connection must send one)");
+    }
+    ClientAddress::new(trusted, field)
 }
 
 fn print_banner(local: SocketAddr, auth: &AuthSetup, tls: bool) {
@@ -245,11 +279,23 @@ fn authenticated(proxy: ForwardProxy, auth: Option<&ProxyAuthLayer>) -> Authenti
     }
 }
 
-fn service_stack(
-    peer: SocketAddr,
+/// What each connection's service stack is made of, besides its client address.
+struct Stack {
     guard: Guard,
     log: Option<AccessLog>,
     authenticated: Authenticated,
+}
+
+/// The stack for a connection from `client` (the TCP peer or the PROXY header's source);
+/// `forwarded` is the `--trusted-proxy` rule, when some proxy is trusted.
+fn service_stack(
+    client: SocketAddr,
+    forwarded: Option<Arc<ClientAddress>>,
+    Stack {
+        guard,
+        log,
+        authenticated,
+    }: Stack,
 ) -> impl Service<
     Request<Incoming>,
     Response = Response<
@@ -264,7 +310,15 @@ fn service_stack(
     let connection = ConnectionMarker::new();
     ServiceBuilder::new()
         .map_request(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ClientAddr(peer));
+            // Per request: one balancer connection may carry requests of many clients.
+            let addr = match &forwarded {
+                None => client,
+                Some(rule) => match rule.client(client.ip(), request.headers()) {
+                    ip if ip == client.ip() => client,
+                    ip => SocketAddr::new(ip, 0),
+                },
+            };
+            request.extensions_mut().insert(ClientAddr(addr));
             request.extensions_mut().insert(connection.clone());
             if request.method() == Method::CONNECT {
                 request.extensions_mut().insert(guard.clone());
@@ -358,30 +412,32 @@ struct Connection {
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
     handshake_timeout: Duration,
+    /// `--proxy-protocol`.
+    proxy_protocol: bool,
+    /// The `--trusted-proxy` rule, when some proxy is trusted.
+    forwarded: Option<Arc<ClientAddress>>,
 }
 
 impl Connection {
-    async fn serve<S, B>(
+    async fn serve(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
-        service: S,
+        stack: Stack,
         mut shutdown: watch::Receiver<bool>,
-        _guard: Guard,
-    ) where
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static,
-    {
+    ) {
+        // Held until the connection (or the tunnel it became) closes.
+        let _guard = stack.guard.clone();
         if let Err(e) = stream.set_nodelay(true) {
             debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
+        let Some((stream, client)) = self.proxy_header(stream, peer).await else {
+            return;
+        };
         let Some(stream) = self.handshake(stream, peer).await else {
             return;
         };
+        let service = service_stack(client, self.forwarded.clone(), stack);
         let connection = self
             .server
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
@@ -404,8 +460,42 @@ impl Connection {
         }
     }
 
+    /// With `--proxy-protocol`, reads the PROXY header of a connection from `peer` (when
+    /// `peer` is expected to send one: every peer, or with `--trusted-proxy` the trusted ones)
+    /// and returns the stream with the bytes read past it, and the client address: the
+    /// header's source, or `peer` when it names none (`LOCAL`, `UNKNOWN`). `None`: no valid
+    /// header within the header read timeout; the connection is closed.
+    async fn proxy_header(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(Prefixed<TcpStream>, SocketAddr)> {
+        let expected = self.proxy_protocol
+            && self
+                .forwarded
+                .as_ref()
+                .is_none_or(|rule| rule.trusts(peer.ip()));
+        if !expected {
+            return Some((Prefixed::plain(stream), peer));
+        }
+        let read = proxy_protocol::read_header(&mut stream);
+        match tokio::time::timeout(self.handshake_timeout, read).await {
+            Ok(Ok((header, rest))) => {
+                Some((Prefixed::new(rest, stream), header.source.unwrap_or(peer)))
+            }
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "connection closed: no valid PROXY protocol header");
+                None
+            }
+            Err(_) => {
+                debug!(%peer, "connection closed: no PROXY protocol header in time");
+                None
+            }
+        }
+    }
+
     #[cfg(feature = "tls")]
-    async fn handshake(&self, stream: TcpStream, peer: SocketAddr) -> Option<Stream> {
+    async fn handshake(&self, stream: Prefixed<TcpStream>, peer: SocketAddr) -> Option<Stream> {
         let Some(acceptor) = &self.tls else {
             return Some(Stream::Plain(stream));
         };
@@ -423,17 +513,18 @@ impl Connection {
     }
 
     #[cfg(not(feature = "tls"))]
-    async fn handshake(&self, stream: TcpStream, _peer: SocketAddr) -> Option<Stream> {
+    async fn handshake(&self, stream: Prefixed<TcpStream>, _peer: SocketAddr) -> Option<Stream> {
         let _ = self.handshake_timeout;
         Some(Stream::Plain(stream))
     }
 }
 
-/// A client connection: plain TCP, or TLS over TCP.
+/// A client connection: plain TCP, or TLS over TCP (either after the bytes read past a PROXY
+/// header, if any).
 enum Stream {
-    Plain(TcpStream),
+    Plain(Prefixed<TcpStream>),
     #[cfg(feature = "tls")]
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>),
 }
 
 impl AsyncRead for Stream {

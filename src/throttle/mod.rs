@@ -68,7 +68,9 @@ type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 ///   [`DEFAULT_MAX_PENDING_PER_ADDRESS`](Self::DEFAULT_MAX_PENDING_PER_ADDRESS) = 2 checks
 ///   waiting for a slow validator (bcrypt, a remote store) at once; a further one gets 503
 ///   and counts against the address, so a few flooding addresses cannot fill the verification
-///   queue for everyone else. Attempts in flight count toward the pair's limit too.
+///   queue for everyone else; the htpasswd validator's queue (`validator::BlockingPool`) then
+///   serves the address with the fewest checks in flight first. Attempts in flight count
+///   toward the pair's limit too.
 /// - **Looping connections are closed.** After [`DEFAULT_CLOSE_AFTER`](Self::DEFAULT_CLOSE_AFTER)
 ///   = 3 consecutive failures on one connection, the rejection says `Connection: close`
 ///   (clients that loop on the same wrong credentials on one socket). The server marks each

@@ -3,10 +3,15 @@
 //!
 //! A bcrypt check at cost 12 keeps a core busy for about a quarter of a second; run on a worker
 //! thread it would stall every other connection that thread serves. Each check runs on Tokio's
-//! blocking pool ([`tokio::task::spawn_blocking`]) once it holds a permit of a semaphore sized to
-//! the number of checks allowed at once (by default the number of CPUs), so a burst of logins
-//! queues (first come, first served) instead of starving the machine, and requests that need no
-//! check keep flowing.
+//! blocking pool ([`tokio::task::spawn_blocking`]) once it has one of the pool's slots (by
+//! default one per CPU), so a burst of logins queues instead of starving the machine, and
+//! requests that need no check keep flowing.
+//!
+//! The queue is fair across clients rather than first come, first served: a freed slot goes to
+//! the waiting check whose client (its [`ClientAddr`], IPv6 by /64) has the fewest checks
+//! running or waiting, the earliest of those first. A few addresses that keep many checks
+//! queued (a flood of unknown-user guesses, each costing a dummy verification) then delay
+//! another client's login by about one check's time, not by the whole queue.
 //!
 //! The queue is bounded too: a check first takes a place among `slots + queue` (running or
 //! waiting) without waiting for one; when none is free it is shed at once with a
@@ -14,15 +19,18 @@
 //! else. Without that bound, a flood of requests for unknown users (each costs a dummy
 //! verification, by design) could make a legitimate login wait for minutes.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use http::request::Parts;
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
 use super::{Validation, Validator, ValidatorError};
+use crate::client_addr::ClientAddr;
 use crate::scheme::basic::BasicCredentials;
 
 /// Default places waiting per running slot of a [`BlockingPool`]: 16.
@@ -56,9 +64,9 @@ pub struct BlockingPool {
 }
 
 struct PoolState {
-    /// One per check allowed to run at once.
-    permits: Arc<Semaphore>,
-    /// One per check allowed to run or wait: `permits` plus the queue's bound.
+    /// Who runs, who waits, and who is next.
+    turns: Mutex<Turns>,
+    /// One per check allowed to run or wait: `slots` plus the queue's bound.
     places: Arc<Semaphore>,
     slots: usize,
     queue: usize,
@@ -76,7 +84,7 @@ impl BlockingPool {
         let places = slots.saturating_add(queue).min(Semaphore::MAX_PERMITS);
         Self {
             shared: Arc::new(PoolState {
-                permits: Arc::new(Semaphore::new(slots)),
+                turns: Mutex::new(Turns::default()),
                 places: Arc::new(Semaphore::new(places)),
                 slots,
                 queue: places - slots,
@@ -100,16 +108,35 @@ impl BlockingPool {
 
     /// Runs `check` on the blocking pool of the current Tokio runtime once a slot is free, or
     /// answers at once (at the first poll) with an overloaded error when the queue is full.
+    /// The check waits as one of nobody's in particular: [`run_for`](Self::run_for) names the
+    /// client it is for.
     ///
-    /// The place and the slot travel with the blocking task, so a check whose caller went away
-    /// still counts against both limits until it finishes; one whose caller goes away while it
-    /// waits gives its place back.
+    /// # Errors
+    ///
+    /// As [`run_for`](Self::run_for).
+    pub async fn run<T, F>(&self, check: F) -> Result<T, ValidatorError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_for(None, check).await
+    }
+
+    /// Runs `check` for the client at `client` once a slot is free, or answers at once (at the
+    /// first poll) with an overloaded error when the queue is full.
+    ///
+    /// While checks wait, a freed slot goes to the one whose client has the fewest checks
+    /// running or waiting (IPv6 clients counted by /64; `None` is one client of its own), the
+    /// earliest of those first: a client with many checks queued waits for its own, not others
+    /// for it. The place and the slot travel with the blocking task, so a check whose caller
+    /// went away still counts against both limits until it finishes; one whose caller goes
+    /// away while it waits gives its place back.
     ///
     /// # Errors
     ///
     /// [`ValidatorError::overloaded`] when the queue is full; an unavailable error outside a
     /// Tokio runtime or when the task panicked.
-    pub async fn run<T, F>(&self, check: F) -> Result<T, ValidatorError>
+    pub async fn run_for<T, F>(&self, client: Option<IpAddr>, check: F) -> Result<T, ValidatorError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -121,16 +148,11 @@ impl BlockingPool {
             state.shed.fetch_add(1, Relaxed);
             return Err(ValidatorError::overloaded(state.full.to_string()));
         };
-        let permit = state
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ValidatorError::new("the blocking pool is closed"))?;
+        let turn = Turn::take(state.clone(), client_key(client)).await;
         let started = state.started.clone();
         handle
             .spawn_blocking(move || {
-                let _permit = permit;
+                let _turn = turn;
                 let _place = place;
                 started.fetch_add(1, Relaxed);
                 check()
@@ -162,6 +184,144 @@ impl BlockingPool {
     #[cfg(test)]
     pub(crate) fn free_places(&self) -> usize {
         self.shared.places.available_permits()
+    }
+}
+
+/// Who a check is for: a client address as a number (IPv6 cut to its /64), or nobody.
+type Client = Option<u128>;
+
+fn client_key(client: Option<IpAddr>) -> Client {
+    client.map(|ip| match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        // Mapped IPv4 addresses count as the IPv4 address they are.
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(u32::from(v4)),
+            None => u128::from(v6) & !u128::from(u64::MAX),
+        },
+    })
+}
+
+/// The pool's slots: how many run, the checks waiting (in arrival order) and how many checks
+/// each client has running or waiting.
+#[derive(Default)]
+struct Turns {
+    running: usize,
+    next_seq: u64,
+    waiting: Vec<Waiter>,
+    in_flight: HashMap<Client, usize>,
+}
+
+struct Waiter {
+    seq: u64,
+    client: Client,
+    wake: oneshot::Sender<()>,
+}
+
+impl Turns {
+    fn lock(state: &PoolState) -> MutexGuard<'_, Turns> {
+        // Nothing panics while holding the lock; were it poisoned, the counts are still whole.
+        state.turns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn leave(&mut self, client: Client) {
+        if let Some(n) = self.in_flight.get_mut(&client) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&client);
+            }
+        }
+    }
+
+    /// Gives a freed slot to the waiting check whose client has the fewest checks in flight
+    /// (the earliest of those), or frees it.
+    fn pass_on(&mut self) {
+        while let Some(next) = self
+            .waiting
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, w)| (self.in_flight.get(&w.client).copied().unwrap_or(0), w.seq))
+            .map(|(i, _)| i)
+        {
+            let waiter = self.waiting.remove(next);
+            if waiter.wake.send(()).is_ok() {
+                return;
+            }
+            // Its caller went away without withdrawing (not expected: the withdrawal runs
+            // first); it no longer counts.
+            self.leave(waiter.client);
+        }
+        self.running = self.running.saturating_sub(1);
+    }
+}
+
+/// A slot held by a check until it finishes; dropped, it goes to the next waiting check.
+struct Turn {
+    state: Arc<PoolState>,
+    client: Client,
+}
+
+impl Turn {
+    async fn take(state: Arc<PoolState>, client: Client) -> Self {
+        let (seq, granted) = {
+            let mut turns = Turns::lock(&state);
+            *turns.in_flight.entry(client).or_default() += 1;
+            if turns.running < state.slots && turns.waiting.is_empty() {
+                turns.running += 1;
+                drop(turns);
+                return Self { state, client };
+            }
+            let seq = turns.next_seq;
+            turns.next_seq += 1;
+            let (wake, granted) = oneshot::channel();
+            turns.waiting.push(Waiter { seq, client, wake });
+            (seq, granted)
+        };
+        let mut waiting = Waiting {
+            state: &state,
+            seq,
+            client,
+            done: false,
+        };
+        // A waiter leaves the queue only to be woken (`pass_on`, which drops the sender after a
+        // send) or by its own withdrawal (`Waiting::drop`): an answer means a slot.
+        let _ = granted.await;
+        waiting.done = true;
+        drop(waiting);
+        Self { state, client }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turns = Turns::lock(&self.state);
+        turns.leave(self.client);
+        turns.pass_on();
+    }
+}
+
+/// A check waiting for a slot; dropped before one came (its caller went away), it withdraws,
+/// or passes on the slot given to it in the meantime.
+struct Waiting<'a> {
+    state: &'a PoolState,
+    seq: u64,
+    client: Client,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut turns = Turns::lock(self.state);
+        turns.leave(self.client);
+        match turns.waiting.iter().position(|w| w.seq == self.seq) {
+            Some(i) => {
+                turns.waiting.remove(i);
+            }
+            // Given a slot just before going away: the next check gets it.
+            None => turns.pass_on(),
+        }
     }
 }
 
@@ -241,16 +401,19 @@ impl<V: Validator> Validator for Blocking<V> {
         let pool = self.pool.clone();
         let credentials = credentials.clone();
         let request = request.clone();
+        let client = request.extensions.get::<ClientAddr>().map(|a| a.0.ip());
         Validation::pending(async move {
             let handle = Handle::try_current().ok();
-            pool.run(move || match inner.validate(&credentials, &request) {
-                Validation::Ready(answer) => answer,
-                Validation::Pending(future) => match handle {
-                    Some(handle) => handle.block_on(future),
-                    None => Err(ValidatorError::new(
-                        "a blocking check needs a Tokio runtime",
-                    )),
-                },
+            pool.run_for(client, move || {
+                match inner.validate(&credentials, &request) {
+                    Validation::Ready(answer) => answer,
+                    Validation::Pending(future) => match handle {
+                        Some(handle) => handle.block_on(future),
+                        None => Err(ValidatorError::new(
+                            "a blocking check needs a Tokio runtime",
+                        )),
+                    },
+                }
             })
             .await?
         })
@@ -296,6 +459,106 @@ mod tests {
         assert_eq!(pool.run(|| 4).await.unwrap(), 4);
         assert_eq!((pool.started(), pool.shed()), (3, 1));
         assert_eq!(pool.free_places(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_freed_slot_goes_to_the_client_with_the_fewest_checks_in_flight() {
+        let pool = BlockingPool::new(1, 16);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let flooder: Option<IpAddr> = Some("192.0.2.1".parse().unwrap());
+        let other_flooder: Option<IpAddr> = Some("2001:db8::1".parse().unwrap());
+        let same_64: Option<IpAddr> = Some("2001:db8::2".parse().unwrap());
+        let newcomer: Option<IpAddr> = Some("198.51.100.7".parse().unwrap());
+        // The slot is held by the first flooder's first check...
+        let running = tokio::spawn({
+            let (pool, order) = (pool.clone(), order.clone());
+            async move {
+                pool.run_for(flooder, move || {
+                    order.lock().unwrap().push("flooder 0");
+                    gate.recv().is_ok()
+                })
+                .await
+            }
+        });
+        while pool.started() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // ...while it has three more waiting, the other flooder (one /64) four, and then the
+        // newcomer one.
+        let mut waiting = Vec::new();
+        let queue = [
+            (flooder, "flooder 1"),
+            (flooder, "flooder 2"),
+            (other_flooder, "other 0"),
+            (same_64, "other 1"),
+            (other_flooder, "other 2"),
+            (flooder, "flooder 3"),
+            (same_64, "other 3"),
+            (newcomer, "newcomer"),
+        ];
+        for (n, (client, name)) in queue.into_iter().enumerate() {
+            let (queued, order) = (pool.clone(), order.clone());
+            waiting.push(tokio::spawn(async move {
+                queued
+                    .run_for(client, move || order.lock().unwrap().push(name))
+                    .await
+            }));
+            while pool.free_places() > 16 - n - 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        release.send(()).unwrap();
+        assert!(running.await.unwrap().unwrap());
+        for w in waiting {
+            w.await.unwrap().unwrap();
+        }
+        // The newcomer (one in flight) goes first; then the flooder with three in flight before
+        // the /64 with four; each in arrival order.
+        assert_eq!(
+            *order.lock().unwrap(),
+            [
+                "flooder 0",
+                "newcomer",
+                "flooder 1",
+                "flooder 2",
+                "flooder 3",
+                "other 0",
+                "other 1",
+                "other 2",
+                "other 3"
+            ]
+        );
+        assert_eq!(pool.free_places(), 17);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_whose_caller_goes_away_while_waiting_gives_its_turn_back() {
+        let pool = BlockingPool::new(1, 4);
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let running = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || gate.recv().is_ok()).await }
+        });
+        while pool.started() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let abandoned = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|| 1).await }
+        });
+        while pool.free_places() > 3 {
+            tokio::task::yield_now().await;
+        }
+        abandoned.abort();
+        assert!(abandoned.await.unwrap_err().is_cancelled());
+        assert_eq!(pool.free_places(), 4);
+        release.send(()).unwrap();
+        assert!(running.await.unwrap().unwrap());
+        // The slot is free again: a check runs at once.
+        assert_eq!(pool.run(|| 2).await.unwrap(), 2);
+        assert_eq!(pool.started(), 2);
+        assert_eq!(pool.free_places(), 5);
     }
 
     #[test]

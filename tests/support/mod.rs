@@ -10,7 +10,7 @@
 pub mod redis_server;
 
 use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -23,7 +23,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
 /// The bound on any single wait: a process start, a response, a connection.
@@ -818,6 +818,28 @@ impl RawConn {
         }
     }
 
+    /// Connects (bounded) to `addr` from the local address `from`. Linux routes all of
+    /// 127.0.0.0/8 to the loopback interface, so a test can be thousands of clients at distinct
+    /// addresses (`127.1.2.3`, ...) with no set-up.
+    pub async fn connect_from(from: IpAddr, addr: SocketAddr) -> Self {
+        let socket = match from {
+            IpAddr::V4(_) => TcpSocket::new_v4(),
+            IpAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .expect("a TCP socket");
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .unwrap_or_else(|e| panic!("bind to {from}: {e}"));
+        let stream = tokio::time::timeout(TIMEOUT, socket.connect(addr))
+            .await
+            .unwrap_or_else(|_| panic!("connect from {from} to {addr} timed out"))
+            .unwrap_or_else(|e| panic!("connect from {from} to {addr}: {e}"));
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// The socket, for raw use after a CONNECT `200`.
     ///
     /// # Panics
@@ -973,6 +995,58 @@ impl RawConn {
     }
 }
 
+/// A client of the proxy at one source address, as curl or a browser is: it keeps its
+/// connection open between requests and opens a new one after a response that says
+/// `Connection: close`.
+pub struct KeepAliveClient {
+    proxy: SocketAddr,
+    from: IpAddr,
+    conn: Option<RawConn>,
+    /// Connections opened so far.
+    pub connections: usize,
+}
+
+impl KeepAliveClient {
+    /// A client of the proxy at `proxy` from the local address `from` (see
+    /// [`RawConn::connect_from`]); it connects on its first request.
+    pub fn new(proxy: SocketAddr, from: IpAddr) -> Self {
+        Self {
+            proxy,
+            from,
+            conn: None,
+            connections: 0,
+        }
+    }
+
+    /// Sends an absolute-form GET for `url` (a `Host` field made from it, then `fields`) and
+    /// reads the response.
+    pub async fn get(&mut self, url: &str, fields: &[(&str, &str)]) -> RawResponse {
+        let host = url
+            .parse::<Uri>()
+            .ok()
+            .and_then(|u| u.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| panic!("not an absolute URL: {url}"));
+        let mut all = vec![("Host", host.as_str())];
+        all.extend_from_slice(fields);
+        let head = request_head("GET", url, &all);
+        if self.conn.is_none() {
+            self.conn = Some(RawConn::connect_from(self.from, self.proxy).await);
+            self.connections += 1;
+        }
+        let conn = self.conn.as_mut().expect("connected");
+        conn.send(head).await;
+        let response = conn.read_response().await;
+        let close = response
+            .header_values("connection")
+            .iter()
+            .any(|v| v.to_ascii_lowercase().contains("close"));
+        if close {
+            self.conn = None;
+        }
+        response
+    }
+}
+
 /// Formats a request head: `METHOD target HTTP/1.1`, the given field lines, an empty line.
 pub fn request_head(method: &str, target: &str, fields: &[(&str, &str)]) -> String {
     let mut head = format!("{method} {target} HTTP/1.1\r\n");
@@ -1011,6 +1085,36 @@ pub async fn proxy_request(
     request.extend_from_slice(body);
     conn.send(request).await;
     conn.read_response_to(method).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The failure throttle.
+
+/// The proxy's default failure-counting window (`--auth-failure-window 60`).
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Waits, when needed, until the next `needed` of time lies inside one failure-counting window
+/// of `window` (the throttle's windows start at multiples of `window` since the Unix epoch),
+/// and returns how long it waited. Tests that assert exact counts use it: the throttle's
+/// window slides, so across a boundary the previous window's failures weigh a little less
+/// at once, which (by design) lets one more attempt through.
+pub async fn wait_for_window_room(window: Duration, needed: Duration) -> Duration {
+    let window_ms = window.as_millis();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis();
+    let left_ms = window_ms - now_ms % window_ms;
+    assert!(
+        needed < window,
+        "{needed:?} does not fit in a {window:?} window"
+    );
+    if left_ms > needed.as_millis() {
+        return Duration::ZERO;
+    }
+    let wait = Duration::from_millis(u64::try_from(left_ms).expect("small") + 50);
+    tokio::time::sleep(wait).await;
+    wait
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ use http::request::Parts;
 use zeroize::Zeroizing;
 
 use super::file::{Slot, Table};
+use crate::client_addr::ClientAddr;
 use crate::identity::Identity;
 use crate::scheme::basic::BasicCredentials;
 use crate::validator::{BlockingPool, Decision, Validation, Validator};
@@ -64,7 +65,7 @@ impl FileUsers {
 }
 
 impl Validator for FileUsers {
-    fn validate(&self, credentials: &BasicCredentials, _request: &Parts) -> Validation {
+    fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         let table = self.table.load();
         let password = credentials.password();
         let (user, hash) = match table.get(credentials.user_id()) {
@@ -87,8 +88,10 @@ impl Validator for FileUsers {
         let hash = hash.clone();
         let password = Zeroizing::new(password.to_vec());
         let pool = self.pool.clone();
+        // The pool's queue is fair across clients (see `BlockingPool::run_for`).
+        let client = request.extensions.get::<ClientAddr>().map(|a| a.0.ip());
         Validation::pending(async move {
-            let matched = pool.run(move || hash.verify(&password)).await?;
+            let matched = pool.run_for(client, move || hash.verify(&password)).await?;
             Ok(match user {
                 Some(user) if matched => allow(user),
                 _ => Decision::Reject,
