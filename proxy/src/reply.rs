@@ -29,7 +29,7 @@ pub(crate) fn text(status: StatusCode, message: &'static str) -> Response<ProxyB
 pub(crate) fn refused() -> Response<ProxyBody> {
     text(
         StatusCode::FORBIDDEN,
-        "Forbidden: the target is a loopback, private, link-local or reserved address\n",
+        "Forbidden: the target is a loopback, private, link-local or reserved address (the proxy's operator opens them with --allow-private-targets)\n",
     )
 }
 
