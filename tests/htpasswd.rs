@@ -474,6 +474,20 @@ fn a_missing_file_is_an_error() {
     );
 }
 
+/// A file that never ends (`/dev/zero`, found by hostile testing: the proxy grew to 3.7 GB in
+/// 3 s) is a read error naming the limit, not memory exhausted.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_endless_file_is_a_read_error_not_exhausted_memory() {
+    let err = Htpasswd::open("/dev/zero").unwrap_err();
+    assert!(matches!(err, HtpasswdError::Read { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("/dev/zero: cannot read: larger than 256 MiB"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn plaintext_only_when_opted_in_and_des_refusable() {
     let err = quiet()

@@ -31,12 +31,16 @@ use tower::Service;
 /// - IPv4: `0.0.0.0/8` (this host; `0.0.0.0` reaches its loopback on Linux), `10/8`,
 ///   `172.16/12`, `192.168/16` (private, RFC 1918), `100.64/10` (shared, RFC 6598), `127/8`
 ///   (loopback), `169.254/16` (link-local, cloud metadata), `192.0.0/24` (IETF protocol
-///   assignments), `198.18/15` (benchmarking), `224/4` (multicast), `240/4` (reserved,
-///   broadcast).
+///   assignments), `192.0.2/24`, `198.51.100/24`, `203.0.113/24` (documentation, RFC 5737),
+///   `192.88.99/24` (the deprecated 6to4 relay anycast, RFC 7526), `198.18/15` (benchmarking),
+///   `224/4` (multicast), `240/4` (reserved, broadcast).
 /// - IPv6: `::` and `::1`, `::/96` (IPv4-compatible, deprecated), `fc00::/7` (unique local),
 ///   `fe80::/10` (link-local), `fec0::/10` (site-local, deprecated), `ff00::/8` (multicast),
-///   `64:ff9b:1::/48` (local-use NAT64); and the IPv4 address inside `::ffff:0:0/96`
-///   (IPv4-mapped), `64:ff9b::/96` (NAT64) and `2002::/16` (6to4) is checked as above.
+///   `64:ff9b:1::/48` (local-use NAT64), `100::/64` (discard-only), `2001::/23` (IETF protocol
+///   assignments, Teredo and ORCHID included: refused whole, the safe side), `2001:db8::/32`
+///   and `3fff::/20` (documentation), `5f00::/16` (SRv6 SIDs); and the IPv4 address inside
+///   `::ffff:0:0/96` (IPv4-mapped), `::ffff:0:0:0/96` (IPv4-translated, RFC 2765),
+///   `64:ff9b::/96` (NAT64) and `2002::/16` (6to4) is checked as above.
 ///
 /// The ranges are those of the IANA special-purpose address registries (RFC 6890) that are not
 /// globally reachable, plus multicast.
@@ -56,7 +60,10 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || (a == 169 && b == 254)
         || (a == 172 && (16..32).contains(&b))
         || (a == 192 && b == 168)
-        || (a == 192 && b == 0 && c == 0)
+        || (a == 192 && b == 0 && (c == 0 || c == 2))
+        || (a == 192 && b == 88 && c == 99)
+        || (a == 198 && b == 51 && c == 100)
+        || (a == 203 && b == 0 && c == 113)
         || (a == 198 && (18..20).contains(&b))
         || a >= 224
 }
@@ -72,12 +79,18 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
         [0, 0, 0, 0, 0, 0, _, _] => true,
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => is_internal_v4(embedded(hi, lo)),
         [0x64, 0xff9b, 1, ..] => true,
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => is_internal_v4(embedded(hi, lo)),
+        [0x100, 0, 0, 0, ..] => true,
+        [0x2001, second, ..] if second < 0x200 => true, // 2001::/23
+        [0x2001, 0xdb8, ..] => true,
         [0x2002, hi, lo, ..] => is_internal_v4(embedded(hi, lo)),
         [first, ..] => {
             (first & 0xfe00) == 0xfc00 // fc00::/7
                 || (first & 0xffc0) == 0xfe80 // fe80::/10
                 || (first & 0xffc0) == 0xfec0 // fec0::/10
                 || (first & 0xff00) == 0xff00 // ff00::/8
+                || (first & 0xfff0) == 0x3ff0 // 3fff::/20
+                || first == 0x5f00 // 5f00::/16
         }
     }
 }
@@ -248,6 +261,19 @@ mod tests {
             "172.16.0.1",
             "172.31.255.255",
             "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "198.51.100.1",
+            "203.0.113.1",
+            "2001::1",
+            "2001:2::1",
+            "2001:1ff::1",
+            "2001:db8::1",
+            "100::1",
+            "3fff::1",
+            "5f00::1",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:7f00:1",
             "192.168.1.1",
             "198.18.0.1",
             "224.0.0.1",
@@ -280,8 +306,10 @@ mod tests {
             "172.15.255.255",
             "172.32.0.1",
             "169.253.1.1",
-            "192.0.2.1",
             "198.20.0.1",
+            "203.0.114.1",
+            "2001:200::1",
+            "2001:4860::1",
             "223.255.255.255",
             "2001:4860:4860::8888",
             "2606:4700::1111",

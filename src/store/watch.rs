@@ -138,6 +138,33 @@ impl<S: Source> fmt::Debug for Watched<S> {
     }
 }
 
+/// The largest user file read: 256 MiB (a million bcrypt lines are about 70 MB). A larger file,
+/// or one that never ends (`/dev/zero`), is a read error rather than memory exhausted.
+pub(crate) const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads `path` whole, at most [`MAX_FILE_BYTES`], into a buffer sized from the file's
+/// metadata up front (so no reallocation leaves a copy of the secrets unzeroed).
+///
+/// # Errors
+///
+/// The operating system's, or `InvalidData` naming the limit when the file is larger.
+fn read_capped(path: &Path) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let hint = file.metadata().map_or(0, |m| m.len()).min(MAX_FILE_BYTES);
+    let mut contents = zeroize::Zeroizing::new(Vec::with_capacity(
+        usize::try_from(hint).unwrap_or(0).saturating_add(1),
+    ));
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut contents)?;
+    if contents.len() as u64 > MAX_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES / (1024 * 1024)),
+        ));
+    }
+    Ok(contents)
+}
+
 /// A file read for its first load: its contents, and what identifies this version.
 pub(crate) struct FirstRead {
     pub(crate) contents: zeroize::Zeroizing<Vec<u8>>,
@@ -151,7 +178,7 @@ pub(crate) struct FirstRead {
 /// The operating system's, when the file cannot be read.
 pub(crate) fn first_read(path: &Path) -> io::Result<FirstRead> {
     let fingerprint = fingerprint(path).ok();
-    let contents = zeroize::Zeroizing::new(std::fs::read(path)?);
+    let contents = read_capped(path)?;
     Ok(FirstRead {
         contents,
         fingerprint,
@@ -225,7 +252,7 @@ impl<S: Source> Watched<S> {
         let mut state = self.lock();
         let before = fingerprint(path).ok();
         state.fingerprint = before;
-        let result = match std::fs::read(path).map(zeroize::Zeroizing::new) {
+        let result = match read_capped(path) {
             Err(error) => Err(self.source.read_error(error)),
             Ok(contents) => {
                 if !force && fingerprint(path).ok() != before {
