@@ -112,10 +112,12 @@ pub fn auth_setup(args: &Args, shared: &SharedState) -> Result<AuthSetup, String
         .realm(args.realm.as_str())
         .max_credentials_bytes(usize::try_from(args.max_credentials_bytes).unwrap_or(usize::MAX));
     if args.max_auth_failures > 0 {
-        builder = builder.throttle(shared.throttle(FailureThrottle::new(
+        let throttle = FailureThrottle::try_new(
             args.max_auth_failures,
             Duration::from_secs(args.auth_failure_window),
-        ))?);
+        )
+        .map_err(|e| format!("--max-auth-failures: {e}"))?;
+        builder = builder.throttle(shared.throttle(throttle)?);
     }
     let layer = builder.build().map_err(|e| match e {
         BuildError::DuplicateScheme(_) => format!("--auth: {e}"),

@@ -62,6 +62,7 @@ use crate::client_addr::ClientAddr;
 use crate::identity::Identity;
 use crate::outcome::{Decision, Validation, ValidatorError};
 use crate::scheme::basic::BasicCredentials;
+use crate::secret::RandomSourceError;
 use crate::validator::{Cached, Validator, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 
 /// Default [`ForwardAuthBuilder::timeout`]: 5 seconds for the whole exchange.
@@ -541,7 +542,7 @@ impl ForwardAuthBuilder {
     /// [`ForwardAuthError::Url`] for a URL that is not absolute `http` or `https`, or that
     /// holds user information (`user:password@`: send what the service needs with
     /// [`with_header`](Self::with_header)); [`ForwardAuthError::Tls`] when rustls cannot be
-    /// set up.
+    /// set up; [`ForwardAuthError::RandomSource`] when no key for the cache can be made.
     pub fn build(self) -> Result<Cached<ForwardAuth>, ForwardAuthError> {
         let bad_url = |reason: &'static str| ForwardAuthError::Url {
             url: without_user_info(&self.url),
@@ -583,7 +584,8 @@ impl ForwardAuthBuilder {
                 client_addr: self.client_addr,
             }),
         };
-        Ok(Cached::new(validator)
+        Ok(Cached::try_new(validator)
+            .map_err(ForwardAuthError::RandomSource)?
             .ttl(self.ttl)
             .negative_ttl(self.negative_ttl)
             .capacity(self.capacity))
@@ -665,6 +667,8 @@ pub enum ForwardAuthError {
     },
     /// rustls could not be set up.
     Tls(String),
+    /// The operating system's random source failed: no key for the cache's tags.
+    RandomSource(RandomSourceError),
 }
 
 impl fmt::Display for ForwardAuthError {
@@ -679,6 +683,7 @@ impl fmt::Display for ForwardAuthError {
                 )
             }
             Self::Tls(reason) => write!(f, "forward auth TLS: {reason}"),
+            Self::RandomSource(error) => write!(f, "forward auth cache: {error}"),
         }
     }
 }

@@ -61,6 +61,7 @@ pub use basic::BasicHelper;
 pub use digest::DigestHelper;
 pub use pool::{HelperStats, MAX_BACKOFF, STDERR_LINES_PER_SECOND};
 
+use crate::secret::RandomSourceError;
 use crate::validator::{Cached, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 use pool::{Pool, PoolConfig};
 
@@ -218,20 +219,22 @@ impl SquidHelper {
     ///
     /// # Errors
     ///
-    /// [`SquidHelperError::ProgramNotFound`] when the program cannot be found or run.
+    /// [`SquidHelperError::ProgramNotFound`] when the program cannot be found or run,
+    /// [`SquidHelperError::RandomSource`] when no key for the cache can be made.
     pub fn basic(self) -> Result<Cached<BasicHelper>, SquidHelperError> {
         let (pool, cache) = self.pool(false)?;
-        Ok(cache.apply(Cached::new(BasicHelper::new(pool))))
+        Ok(cache.apply(Cached::try_new(BasicHelper::new(pool))?))
     }
 
     /// A Digest helper (`"user":"realm"` → `OK ha1="…"` / `ERR` / `BH`) behind a [`Cached`].
     ///
     /// # Errors
     ///
-    /// [`SquidHelperError::ProgramNotFound`] when the program cannot be found or run.
+    /// [`SquidHelperError::ProgramNotFound`] when the program cannot be found or run,
+    /// [`SquidHelperError::RandomSource`] when no key for the cache can be made.
     pub fn digest(self) -> Result<Cached<DigestHelper>, SquidHelperError> {
         let (pool, cache) = self.pool(true)?;
-        Ok(cache.apply(Cached::new(DigestHelper::new(pool))))
+        Ok(cache.apply(Cached::try_new(DigestHelper::new(pool))?))
     }
 
     fn pool(self, legacy_ha1: bool) -> Result<(Pool, CacheSettings), SquidHelperError> {
@@ -352,6 +355,14 @@ pub enum SquidHelperError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The operating system's random source failed: no key for the cache's tags.
+    RandomSource(RandomSourceError),
+}
+
+impl From<RandomSourceError> for SquidHelperError {
+    fn from(error: RandomSourceError) -> Self {
+        Self::RandomSource(error)
+    }
 }
 
 impl fmt::Display for SquidHelperError {
@@ -361,6 +372,7 @@ impl fmt::Display for SquidHelperError {
                 write!(f, "Squid helper {}: {reason}", program.display())
             }
             Self::CommandLine { reason } => write!(f, "Squid helper command line: {reason}"),
+            Self::RandomSource(error) => write!(f, "Squid helper cache: {error}"),
         }
     }
 }
