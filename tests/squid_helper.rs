@@ -312,20 +312,7 @@ async fn channel_ids_through_helper_mux() {
         .basic()
         .unwrap();
     let addr = start(ProxyAuthLayer::new(helper.clone())).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..12 {
-        tasks.spawn(async move {
-            let user = format!("user-{i}");
-            let password = if i % 3 == 0 {
-                "bad".to_owned()
-            } else {
-                format!("pw-{i}")
-            };
-            (i, user.clone(), get(addr, &user, &password).await)
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        let (i, user, (status, text)) = done.unwrap();
+    for (i, user, (status, text)) in users_at_once(addr, 12, 3).await {
         let want = if i % 3 == 0 {
             (407, String::new())
         } else {
@@ -419,6 +406,33 @@ fn misbehaving(dir: &Path) -> (SquidHelper, std::path::PathBuf) {
         // Every check reaches the helper.
         .credentials_ttl(Duration::ZERO);
     (helper, starts)
+}
+
+/// `n` users `user-0`, `user-1`, … asking at once, each with password `pw-i`, except every
+/// `wrong_every`-th (i % wrong_every == 0), which sends `bad`: (i, user, (status, body)) per
+/// user, in the order they finished.
+async fn users_at_once(
+    addr: SocketAddr,
+    n: usize,
+    wrong_every: usize,
+) -> Vec<(usize, String, (u16, String))> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        tasks.spawn(async move {
+            let user = format!("user-{i}");
+            let password = if i % wrong_every == 0 {
+                "bad".to_owned()
+            } else {
+                format!("pw-{i}")
+            };
+            (i, user.clone(), get(addr, &user, &password).await)
+        });
+    }
+    let mut done = Vec::with_capacity(n);
+    while let Some(result) = tasks.join_next().await {
+        done.push(result.unwrap());
+    }
+    done
 }
 
 async fn get(addr: SocketAddr, user: &str, password: &str) -> (u16, String) {
@@ -597,20 +611,7 @@ async fn a_hundred_users_against_four_children_never_more_than_four_in_flight() 
         .basic()
         .unwrap();
     let addr = start(ProxyAuthLayer::new(helper.clone())).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..100 {
-        tasks.spawn(async move {
-            let user = format!("user-{i}");
-            let password = if i % 7 == 0 {
-                "bad".to_owned()
-            } else {
-                format!("pw-{i}")
-            };
-            (i, user.clone(), get(addr, &user, &password).await)
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        let (i, user, (status, text)) = done.unwrap();
+    for (i, user, (status, text)) in users_at_once(addr, 100, 7).await {
         if i % 7 == 0 {
             assert_eq!(status, 407, "{user}");
         } else {
