@@ -3,11 +3,12 @@
 //! and what they count ([`AttemptKeys`], [`Standing`]).
 
 mod counters;
+mod pending;
 mod store;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,7 @@ use crate::outcome::{Answer, ValidatorError};
 use crate::scheme::AttemptKey;
 use crate::secret::{process_key, CountingKey, RandomSourceError};
 use counters::{Now, RecentSet};
+use pending::PendingCounts;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -131,14 +133,12 @@ struct Inner {
     /// live).
     local: bool,
     successes: RecentSet,
-    pending_addr: Box<[AtomicU32]>,
-    pending_pair: Box<[AtomicU32]>,
+    pending_addr: PendingCounts,
+    pending_pair: PendingCounts,
     /// The epoch of the latest failure recorded here.
     last_failure: AtomicU64,
     client_addr: AddrSource,
 }
-
-const PENDING_BITS: u32 = 12;
 
 impl FailureThrottle {
     /// Default failures per (user name, client address) in one window: 10.
@@ -188,8 +188,8 @@ impl FailureThrottle {
                 store: Arc::new(MemoryThrottleStore::new(window)),
                 local: true,
                 successes: RecentSet::new(14),
-                pending_addr: (0..1 << PENDING_BITS).map(|_| AtomicU32::new(0)).collect(),
-                pending_pair: (0..1 << PENDING_BITS).map(|_| AtomicU32::new(0)).collect(),
+                pending_addr: PendingCounts::new(),
+                pending_pair: PendingCounts::new(),
                 last_failure: AtomicU64::new(0),
                 client_addr: Arc::new(|parts: &Parts| {
                     parts.extensions.get::<ClientAddr>().map(|a| a.0.ip())
@@ -211,8 +211,8 @@ impl FailureThrottle {
             store: shared.store.clone(),
             local: shared.local,
             successes: RecentSet::new(14),
-            pending_addr: (0..1 << PENDING_BITS).map(|_| AtomicU32::new(0)).collect(),
-            pending_pair: (0..1 << PENDING_BITS).map(|_| AtomicU32::new(0)).collect(),
+            pending_addr: PendingCounts::new(),
+            pending_pair: PendingCounts::new(),
             last_failure: AtomicU64::new(shared.last_failure.load(Relaxed)),
             client_addr: shared.client_addr.clone(),
         });
@@ -327,15 +327,16 @@ impl FailureThrottle {
         let keys = inner.keys(key.user, addr, key.repeatable);
         // An address with as many slow checks in flight as it may: shed before the validator
         // is asked (a fast validator never leaves a check in flight).
-        if keys.addr.is_some_and(|a| {
-            inner.pending(&inner.pending_addr, a).load(Relaxed) >= inner.max_pending
-        }) {
+        if keys
+            .addr
+            .is_some_and(|a| inner.pending_addr.count(a) >= inner.max_pending)
+        {
             return Answer::Ready(Admission::Busy(
                 self.ticket(keys, success, at_ms, connection),
             ));
         }
         // Attempts still in flight count toward the pair's limit.
-        let pending = inner.pending(&inner.pending_pair, keys.pair).load(Relaxed);
+        let pending = inner.pending_pair.count(keys.pair);
         // No failure here for two windows: with a local store, every count is zero.
         let since = now.epoch().wrapping_sub(inner.last_failure.load(Relaxed)) & ((1 << 24) - 1);
         let quiet = inner.local && since > 1;
@@ -448,10 +449,6 @@ impl Inner {
         // An odd 128-bit constant (from the digits of pi): a bijection of the address.
         Some(tag ^ addr.wrapping_mul(0x243f_6a88_85a3_08d3_1319_8a2e_0370_7345))
     }
-
-    fn pending<'a>(&self, table: &'a [AtomicU32], key: u128) -> &'a AtomicU32 {
-        &table[(key as usize) & ((1 << PENDING_BITS) - 1)]
-    }
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4; other IPv6 addresses by their /64 (one host usually
@@ -526,13 +523,9 @@ struct PendingGuard {
 impl Drop for PendingGuard {
     fn drop(&mut self) {
         let inner = &self.throttle.inner;
-        inner
-            .pending(&inner.pending_pair, self.pair)
-            .fetch_sub(1, Relaxed);
+        inner.pending_pair.sub(self.pair);
         if let Some(addr) = self.addr {
-            inner
-                .pending(&inner.pending_addr, addr)
-                .fetch_sub(1, Relaxed);
+            inner.pending_addr.sub(addr);
         }
     }
 }
@@ -547,19 +540,11 @@ impl Ticket {
         };
         let keys = counted.keys;
         if let Some(addr) = keys.addr {
-            let slot = inner.pending(&inner.pending_addr, addr);
-            if slot
-                .fetch_update(Relaxed, Relaxed, |n| {
-                    (n < inner.max_pending).then_some(n + 1)
-                })
-                .is_err()
-            {
+            if !inner.pending_addr.try_add(addr, inner.max_pending) {
                 return false;
             }
         }
-        inner
-            .pending(&inner.pending_pair, keys.pair)
-            .fetch_add(1, Relaxed);
+        inner.pending_pair.add(keys.pair);
         counted.pending = Some(PendingGuard {
             throttle: self.throttle.clone(),
             pair: keys.pair,
