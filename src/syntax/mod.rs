@@ -24,7 +24,7 @@ pub use field::credentials_field;
 pub use params::{AuthParam, AuthParams, MAX_EMPTY_ELEMENTS, MAX_PARAMS};
 pub use writer::ChallengeBuilder;
 
-pub(crate) use chars::{is_ctl, is_tchar};
+pub(crate) use chars::{is_ctl, is_hex, is_tchar};
 
 /// Why a credentials field value does not follow RFC 9110 §11.4.
 ///

@@ -53,10 +53,17 @@ impl ChallengeBuilder {
     /// A bare parameter list, as `Authentication-Info` carries (RFC 9110 §11.6.3).
     pub fn params() -> Self {
         Self {
-            out: Vec::with_capacity(96),
+            out: Vec::new(),
             params: 0,
             scheme: false,
         }
+    }
+
+    /// Reserves room for `bytes` more bytes of output. A value that comes out exactly as long
+    /// as the room reserved becomes the field value without another allocation or copy.
+    pub fn reserve(mut self, bytes: usize) -> Self {
+        self.out.reserve_exact(bytes);
+        self
     }
 
     /// Adds `name="value"`, always quoted (RFC 7616 requires `realm`, `nonce`, `opaque` quoted).
@@ -118,6 +125,12 @@ impl ChallengeBuilder {
 pub(crate) fn push_quoted(out: &mut Vec<u8>, value: &[u8]) {
     out.reserve(value.len() + 2);
     out.push(b'"');
+    // The common case: nothing to escape or leave out (qdtext is exactly that), one copy.
+    if value.iter().all(|&b| super::chars::is_qdtext(b)) {
+        out.extend_from_slice(value);
+        out.push(b'"');
+        return;
+    }
     for &b in value {
         if b == b'"' || b == b'\\' {
             out.push(b'\\');
