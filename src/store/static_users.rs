@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::identity::Identity;
 use crate::realm::{Realm, DEFAULT_REALM};
 use crate::scheme::basic::BasicCredentials;
-use crate::scheme::digest::{DigestQuery, DigestSecret, DigestUser, HashFunction, Hex, Secret};
+use crate::scheme::digest::{DigestQuery, DigestSecret, DigestUser, HashFunction, Secret};
 use crate::secret::{process_key, RandomSourceError, SecretKey, Tag, TagMap};
 use crate::validator::{Decision, DigestSecrets, SecretLookup, Validation, Validator};
 
@@ -68,8 +68,8 @@ type UserhashKey = (HashFunction, Box<[u8]>);
 #[derive(Clone)]
 struct DigestEntry {
     identity: Identity,
-    /// HA1 for each of [`HASHES`], in that order.
-    ha1: [Hex; 3],
+    /// The HA1 for each of [`HASHES`], in that order, as the secret a lookup answers.
+    ha1: [Secret; 3],
 }
 
 const HASHES: [HashFunction; 3] = [
@@ -91,7 +91,10 @@ impl DigestUsers {
         let u = user.as_bytes();
         self.remove(u);
         let r = self.realm.as_bytes();
-        let ha1 = HASHES.map(|hash| hash.hex(&[u, r, password]));
+        let ha1 = HASHES.map(|hash| Secret::Ha1 {
+            hash,
+            hex: hash.hex(&[u, r, password]),
+        });
         for hash in HASHES {
             let userhash = hash.hex(&[u, r]).as_bytes().into();
             self.by_userhash.insert((hash, userhash), u.into());
@@ -130,7 +133,7 @@ impl DigestUsers {
         let index = HASHES.iter().position(|h| *h == hash)?;
         Some(DigestSecret::new(
             entry.identity.clone(),
-            Secret::ha1(hash, entry.ha1[index].as_bytes())?,
+            entry.ha1[index].clone(),
         ))
     }
 }

@@ -130,26 +130,30 @@ impl HashFunction {
         }
     }
 
-    /// `H(parts joined by ":")` in lowercase hex (RFC 7616 §3.4.1's `H(a ":" b ...)`).
+    /// `H(parts joined by ":")` in lowercase hex (RFC 7616 §3.4.1's `H(a ":" b ...)`), as a
+    /// secret: zeroized when dropped (an HA1 is a password equivalent).
     pub fn hex(self, parts: &[&[u8]]) -> Hex {
-        fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Hex {
-            let mut d = D::new();
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    d.update(b":");
-                }
-                d.update(part);
+        let mut hashing = self.start(&[]);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                hashing.update(b":");
             }
-            let mut raw = d.finalize();
-            let hex = Hex::of(&raw);
-            zeroize::Zeroize::zeroize(raw.as_mut_slice());
-            hex
+            hashing.update(part);
         }
-        match self {
-            Self::Md5 => run::<Md5>(parts),
-            Self::Sha256 => run::<Sha256>(parts),
-            Self::Sha512_256 => run::<Sha512_256>(parts),
+        hashing.finish_secret(b"")
+    }
+
+    /// `H(parts joined by ":")` in lowercase hex, for a value that is not secret (`HA2`, a
+    /// `response`, an `rspauth`: each is sent in the clear), so nothing is zeroized.
+    pub(crate) fn digits(self, parts: &[&[u8]]) -> Digits {
+        let mut hashing = self.start(&[]);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                hashing.update(b":");
+            }
+            hashing.update(part);
         }
+        hashing.finish(b"")
     }
 }
 
@@ -180,7 +184,7 @@ impl HashFunction {
 }
 
 impl Hashing {
-    fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         use sha2::Digest as _;
         match self {
             Self::Md5(d) => d.update(bytes),
@@ -189,8 +193,25 @@ impl Hashing {
         }
     }
 
-    /// The hash of what went in and then `last`, in hex.
-    pub(crate) fn finish(mut self, last: &[u8]) -> Hex {
+    /// The hash of what went in and then `last`, in hex; for values sent in the clear.
+    pub(crate) fn finish(mut self, last: &[u8]) -> Digits {
+        use sha2::Digest as _;
+        self.update(last);
+        let mut digits = Digits {
+            digits: [0; Hex::MAX_LEN],
+            len: 0,
+        };
+        match self {
+            Self::Md5(d) => digits.set(&d.finalize()),
+            Self::Sha256(d) => digits.set(&d.finalize()),
+            Self::Sha512_256(d) => digits.set(&d.finalize()),
+        }
+        digits
+    }
+
+    /// The hash of what went in and then `last`, in hex, as a secret: the raw digest is
+    /// zeroized, and the hex is when it is dropped.
+    pub(crate) fn finish_secret(mut self, last: &[u8]) -> Hex {
         fn hex_of<D: sha2::Digest>(d: D) -> Hex {
             let mut raw = d.finalize();
             let hex = Hex::of(&raw);
@@ -203,6 +224,37 @@ impl Hashing {
             Self::Sha256(d) => hex_of(d),
             Self::Sha512_256(d) => hex_of(d),
         }
+    }
+}
+
+/// Writes `raw` in lowercase hex into `out`, which holds twice its length (at most
+/// [`Hex::MAX_LEN`] digits are written).
+fn write_hex(raw: &[u8], out: &mut [u8; Hex::MAX_LEN]) -> u8 {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let len = (raw.len() * 2).min(Hex::MAX_LEN);
+    for (pair, b) in out[..len].chunks_exact_mut(2).zip(raw) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
+    len as u8
+}
+
+/// A lowercase hex digest that is not secret (`HA2`, a `response`, an `rspauth`): held inline,
+/// not zeroized.
+#[derive(Clone, Copy)]
+pub(crate) struct Digits {
+    digits: [u8; Hex::MAX_LEN],
+    len: u8,
+}
+
+impl Digits {
+    fn set(&mut self, raw: &[u8]) {
+        self.len = write_hex(raw, &mut self.digits);
+    }
+
+    /// The hex digits.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
     }
 }
 
@@ -220,24 +272,15 @@ impl Hex {
     pub const MAX_LEN: usize = 64;
 
     fn of(raw: &[u8]) -> Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut digits = zeroize::Zeroizing::new([0u8; Self::MAX_LEN]);
-        let len = (raw.len() * 2).min(Self::MAX_LEN);
-        for (pair, b) in digits[..len].chunks_exact_mut(2).zip(raw) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0xf)];
-        }
-        Self {
-            digits,
-            len: len as u8,
-        }
+        let len = write_hex(raw, &mut digits);
+        Self { digits, len }
     }
 
     /// Takes a lowercase or uppercase hex value (an HA1 from a file), normalised to
     /// lowercase; `None` unless it is 1 to [`MAX_LEN`](Self::MAX_LEN) hex digits.
     pub fn parse(text: &[u8]) -> Option<Self> {
-        if text.is_empty() || text.len() > Self::MAX_LEN || !text.iter().all(u8::is_ascii_hexdigit)
-        {
+        if text.is_empty() || text.len() > Self::MAX_LEN || !crate::syntax::is_hex(text) {
             return None;
         }
         let mut digits = zeroize::Zeroizing::new([0u8; Self::MAX_LEN]);

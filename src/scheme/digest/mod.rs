@@ -42,8 +42,8 @@ use http::request::Parts;
 use http::HeaderValue;
 use subtle::ConstantTimeEq;
 
-use algorithm::Hashing;
 pub use algorithm::{Algorithm, HashFunction, Hex, UnknownAlgorithm};
+use algorithm::{Digits, Hashing};
 pub use nonce::{NonceId, NonceKey, NonceKeyError, DEFAULT_NONCE_LIFETIME, MIN_KEY_BYTES};
 pub use replay::{MemoryReplayStore, ReplayStore, ReplayVerdict, DEFAULT_REPLAY_CAPACITY};
 pub use secret::{DigestQuery, DigestSecret, DigestUser, Secret};
@@ -259,7 +259,7 @@ impl Scheme for Digest {
         let CredentialsData::Params(params) = credentials.data() else {
             return Err(Verdict::Malformed("digest_not_params"));
         };
-        let response = DigestResponse::parse(params).map_err(|(label, bad_request)| {
+        let mut response = DigestResponse::parse(params).map_err(|(label, bad_request)| {
             if bad_request {
                 Verdict::BadRequest(label)
             } else {
@@ -286,7 +286,7 @@ impl Scheme for Digest {
             return Err(Verdict::Reject);
         }
         let query = DigestQuery {
-            user: response.user.clone(),
+            user: response.take_user(),
             realm: self.realm.clone(),
             algorithm: response.algorithm,
         };
@@ -305,7 +305,7 @@ impl Scheme for Digest {
     fn attempt_key<'a>(&self, attempt: &'a DigestAttempt) -> AttemptKey<'a> {
         // Every Digest response differs (a new nc or cnonce), so there is no repeated
         // credential to recognise: the throttle counts by user and address.
-        AttemptKey::user(attempt.response.user.as_bytes())
+        AttemptKey::user(attempt.query.user.as_bytes())
     }
 
     fn conclude(&self, attempt: &DigestAttempt, reply: Self::Reply) -> Answer<Verdict> {
@@ -314,12 +314,13 @@ impl Scheme for Digest {
             Err(error) => return Answer::Ready(Verdict::Unavailable(error)),
         };
         let r = &attempt.response;
+        let user = &attempt.query.user;
         let hash = r.algorithm.hash();
         // The user's HA1, or a stand-in computed the same way, so that an unknown user costs
         // what a known one with a wrong response does.
         let (ha1, identity) = match &found {
             Some(secret) => {
-                let name: &[u8] = match &r.user {
+                let name: &[u8] = match user {
                     DigestUser::Name(name) => name,
                     DigestUser::Hash(_) => secret.identity.user().as_bytes(),
                 };
@@ -329,7 +330,7 @@ impl Scheme for Digest {
                 }
             }
             None => (
-                hash.hex(&[r.user.as_bytes(), r.realm(), b"\0no such user\0"]),
+                hash.hex(&[user.as_bytes(), r.realm(), b"\0no such user\0"]),
                 None,
             ),
         };
@@ -353,7 +354,11 @@ impl Scheme for Digest {
         let info = {
             // RFC 7616 §3.5: as the response, with an empty method.
             let rspauth = responses.finish(hash, b"", r.uri());
+            // `rspauth="…", qop=auth, cnonce="…", nc=…`: its exact length when nothing in
+            // the cnonce needs escaping, so the value is written into one allocation.
+            let len = 36 + rspauth.as_bytes().len() + r.cnonce().len() + r.nc_text().len();
             ChallengeBuilder::params()
+                .reserve(len)
                 .quoted("rspauth", rspauth.as_bytes())
                 .token("qop", "auth")
                 .quoted("cnonce", r.cnonce())
@@ -434,7 +439,7 @@ fn response_hex(
     cnonce: &[u8],
     method: &[u8],
     uri: &[u8],
-) -> Hex {
+) -> Digits {
     Responses::start(hash, ha1, nonce, nc, cnonce).finish(hash, method, uri)
 }
 
@@ -447,8 +452,8 @@ impl Responses {
         Self(hash.start(&[ha1.as_bytes(), nonce, nc, cnonce, b"auth"]))
     }
 
-    fn finish(&self, hash: HashFunction, method: &[u8], uri: &[u8]) -> Hex {
-        let ha2 = hash.hex(&[method, uri]);
+    fn finish(&self, hash: HashFunction, method: &[u8], uri: &[u8]) -> Digits {
+        let ha2 = hash.digits(&[method, uri]);
         self.0.clone().finish(ha2.as_bytes())
     }
 }

@@ -18,7 +18,7 @@ use http::request::Parts;
 
 use super::algorithm::Algorithm;
 use super::secret::DigestUser;
-use crate::syntax::AuthParams;
+use crate::syntax::{is_hex, AuthParams};
 
 /// Parsed Digest credentials, owned (a lookup may answer after the request moved on): the
 /// text parameters in one buffer (one allocation per request, not one per parameter).
@@ -48,6 +48,24 @@ const NAMES: [&[u8]; 11] = [
     b"qop",
 ];
 
+/// The slot of a parameter name in [`NAMES`], compared case-insensitively with the names of
+/// its length only.
+fn slot_of(name: &[u8]) -> Option<usize> {
+    let candidates: &[usize] = match name.len() {
+        2 => &[9],
+        3 => &[5, 10],
+        5 => &[3, 4],
+        6 => &[8],
+        8 => &[0, 2, 6],
+        9 => &[1, 7],
+        _ => &[],
+    };
+    candidates
+        .iter()
+        .copied()
+        .find(|&i| NAMES[i].eq_ignore_ascii_case(name))
+}
+
 const REALM: usize = 0;
 const NONCE: usize = 1;
 const URI: usize = 2;
@@ -56,6 +74,11 @@ const CNONCE: usize = 4;
 const NC: usize = 5;
 
 impl DigestResponse {
+    /// Moves the user out (into the question for the secrets source), leaving an empty name.
+    pub(crate) fn take_user(&mut self) -> DigestUser {
+        std::mem::replace(&mut self.user, DigestUser::Name(Vec::new()))
+    }
+
     fn part(&self, n: usize) -> &[u8] {
         let start = if n == 0 {
             0
@@ -111,20 +134,11 @@ impl DigestResponse {
         // the syntax stage has refused a name given twice).
         let mut slots: [Option<&[u8]>; NAMES.len()] = [None; NAMES.len()];
         for param in params.iter() {
-            let name = param.name().as_bytes();
-            if let Some(i) = NAMES
-                .iter()
-                .position(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-            {
+            if let Some(i) = slot_of(param.name_bytes()) {
                 slots[i] = Some(param.value());
             }
         }
-        let get = |name: &str| {
-            NAMES
-                .iter()
-                .position(|n| *n == name.as_bytes())
-                .and_then(|i| slots[i])
-        };
+        let get = |name: &str| slot_of(name.as_bytes()).and_then(|i| slots[i]);
         let require = |name, label| get(name).ok_or(malformed(label));
         let userhash = match get("userhash") {
             None => false,
@@ -142,7 +156,7 @@ impl DigestResponse {
                 decode_ext_value(ext).ok_or(malformed("digest_username_star_invalid"))?,
             ),
             (Some(hash), None) if userhash => {
-                if hash.is_empty() || !hash.iter().all(u8::is_ascii_hexdigit) {
+                if hash.is_empty() || !is_hex(hash) {
                     return Err(malformed("digest_userhash_invalid"));
                 }
                 DigestUser::Hash(String::from_utf8_lossy(hash).to_ascii_lowercase())
@@ -160,16 +174,16 @@ impl DigestResponse {
             return Err(malformed("digest_qop_not_auth"));
         }
         let nc_text = require("nc", "digest_nc_missing")?;
-        let nc = (nc_text.len() == 8)
-            .then(|| std::str::from_utf8(nc_text).ok())
-            .flatten()
-            .and_then(|t| u32::from_str_radix(t, 16).ok())
+        let nc = (nc_text.len() == 8 && is_hex(nc_text))
+            .then(|| {
+                nc_text.iter().fold(0u32, |n, &b| {
+                    (n << 4) | char::from(b).to_digit(16).unwrap_or(0)
+                })
+            })
             .filter(|&n| n > 0)
             .ok_or(malformed("digest_nc_invalid"))?;
         let response = require("response", "digest_response_missing")?;
-        if response.len() != algorithm.hash().hex_len()
-            || !response.iter().all(u8::is_ascii_hexdigit)
-        {
+        if response.len() != algorithm.hash().hex_len() || !is_hex(response) {
             return Err(malformed("digest_response_invalid"));
         }
         let cnonce = require("cnonce", "digest_cnonce_missing")?;
@@ -277,6 +291,17 @@ mod tests {
     }
 
     const GOOD: &str = r#"username="Mufasa", realm="r", nonce="n", uri="/", response="8ca523f5e9506fed4657c9700eebdbec", nc=00000001, cnonce="c", qop=auth"#;
+
+    #[test]
+    fn every_name_finds_its_own_slot_in_any_case() {
+        for (i, name) in NAMES.iter().enumerate() {
+            assert_eq!(slot_of(name), Some(i));
+            assert_eq!(slot_of(&name.to_ascii_uppercase()), Some(i));
+        }
+        for other in [&b"opaque"[..], b"charset", b"", b"user", b"usernames", b"n"] {
+            assert_eq!(slot_of(other), None);
+        }
+    }
 
     #[test]
     fn a_complete_response_parses() {
