@@ -48,23 +48,47 @@ const NAMES: [&[u8]; 11] = [
     b"qop",
 ];
 
-/// The slot of a parameter name in [`NAMES`], compared case-insensitively with the names of
-/// its length only.
+/// The slot of a parameter name in [`NAMES`], case-insensitively. The length and one letter
+/// pick the only candidate, checked with one comparison that does not branch per byte (names
+/// of one length, such as `username`, `userhash` and `response`, used to be compared in
+/// turn, each stopping at its first difference: branches the processor could not predict).
 fn slot_of(name: &[u8]) -> Option<usize> {
-    let candidates: &[usize] = match name.len() {
-        2 => &[9],
-        3 => &[5, 10],
-        5 => &[3, 4],
-        6 => &[8],
-        8 => &[0, 2, 6],
-        9 => &[1, 7],
-        _ => &[],
+    let letter = |i: usize| name.get(i).map_or(0, |b| b | 0x20);
+    let slot = match (name.len(), letter(0)) {
+        (2, _) => NC_SLOT,
+        (3, b'u') => URI_SLOT,
+        (3, _) => QOP_SLOT,
+        (5, b'r') => REALM_SLOT,
+        (5, _) => NONCE_SLOT,
+        (6, _) => CNONCE_SLOT,
+        (8, b'r') => RESPONSE_SLOT,
+        (8, _) if letter(4) == b'h' => USERHASH_SLOT,
+        (8, _) => USERNAME_SLOT,
+        (9, b'a') => ALGORITHM_SLOT,
+        (9, _) => USERNAME_STAR_SLOT,
+        _ => return None,
     };
-    candidates
+    // Every name is lowercase letters and `*`; setting bit 0x20 lowercases a letter, and no
+    // other token character becomes a letter or `*` by it.
+    let want = NAMES[slot];
+    let differ = name
         .iter()
-        .copied()
-        .find(|&i| NAMES[i].eq_ignore_ascii_case(name))
+        .zip(want)
+        .fold(0u8, |differ, (&b, &w)| differ | ((b | 0x20) ^ w));
+    (differ == 0).then_some(slot)
 }
+
+const USERNAME_SLOT: usize = 0;
+const USERNAME_STAR_SLOT: usize = 1;
+const USERHASH_SLOT: usize = 2;
+const REALM_SLOT: usize = 3;
+const NONCE_SLOT: usize = 4;
+const URI_SLOT: usize = 5;
+const RESPONSE_SLOT: usize = 6;
+const ALGORITHM_SLOT: usize = 7;
+const CNONCE_SLOT: usize = 8;
+const NC_SLOT: usize = 9;
+const QOP_SLOT: usize = 10;
 
 const REALM: usize = 0;
 const NONCE: usize = 1;
@@ -138,15 +162,15 @@ impl DigestResponse {
                 slots[i] = Some(param.value());
             }
         }
-        let get = |name: &str| slot_of(name.as_bytes()).and_then(|i| slots[i]);
-        let require = |name, label| get(name).ok_or(malformed(label));
-        let userhash = match get("userhash") {
+        let get = |slot: usize| slots[slot];
+        let require = |slot, label| get(slot).ok_or(malformed(label));
+        let userhash = match get(USERHASH_SLOT) {
             None => false,
             Some(v) if v.eq_ignore_ascii_case(b"true") => true,
             Some(v) if v.eq_ignore_ascii_case(b"false") => false,
             Some(_) => return Err(malformed("digest_userhash_invalid")),
         };
-        let user = match (get("username"), get("username*")) {
+        let user = match (get(USERNAME_SLOT), get(USERNAME_STAR_SLOT)) {
             (Some(_), Some(_)) => return Err(malformed("digest_two_usernames")),
             (None, None) => return Err(malformed("digest_username_missing")),
             (None, Some(_)) if userhash => {
@@ -163,17 +187,17 @@ impl DigestResponse {
             }
             (Some(name), None) => DigestUser::Name(name.to_vec()),
         };
-        let algorithm = match get("algorithm") {
+        let algorithm = match get(ALGORITHM_SLOT) {
             None => Algorithm::Md5,
             Some(token) => {
                 Algorithm::from_token(token).ok_or(malformed("digest_algorithm_unknown"))?
             }
         };
-        let qop = require("qop", "digest_qop_missing")?;
+        let qop = require(QOP_SLOT, "digest_qop_missing")?;
         if !qop.eq_ignore_ascii_case(b"auth") {
             return Err(malformed("digest_qop_not_auth"));
         }
-        let nc_text = require("nc", "digest_nc_missing")?;
+        let nc_text = require(NC_SLOT, "digest_nc_missing")?;
         let nc = (nc_text.len() == 8 && is_hex(nc_text))
             .then(|| {
                 nc_text.iter().fold(0u32, |n, &b| {
@@ -182,18 +206,18 @@ impl DigestResponse {
             })
             .filter(|&n| n > 0)
             .ok_or(malformed("digest_nc_invalid"))?;
-        let response = require("response", "digest_response_missing")?;
+        let response = require(RESPONSE_SLOT, "digest_response_missing")?;
         if response.len() != algorithm.hash().hex_len() || !is_hex(response) {
             return Err(malformed("digest_response_invalid"));
         }
-        let cnonce = require("cnonce", "digest_cnonce_missing")?;
+        let cnonce = require(CNONCE_SLOT, "digest_cnonce_missing")?;
         if cnonce.is_empty() {
             return Err(malformed("digest_cnonce_missing"));
         }
         let parts = [
-            require("realm", "digest_realm_missing")?,
-            require("nonce", "digest_nonce_missing")?,
-            require("uri", "digest_uri_missing")?,
+            require(REALM_SLOT, "digest_realm_missing")?,
+            require(NONCE_SLOT, "digest_nonce_missing")?,
+            require(URI_SLOT, "digest_uri_missing")?,
             response,
             cnonce,
             nc_text,
@@ -211,7 +235,11 @@ impl DigestResponse {
             ends[n] = text.len() as u16;
         }
         let start = usize::from(ends[RESPONSE - 1]);
-        text[start..usize::from(ends[RESPONSE])].make_ascii_lowercase();
+        // Lowercase: every byte is a hex digit (checked above), and setting bit 0x20 maps
+        // `A`-`F` to `a`-`f` and leaves `0`-`9` as they are; no branch on the random digits.
+        for b in &mut text[start..usize::from(ends[RESPONSE])] {
+            *b |= 0x20;
+        }
         Ok(Self {
             user,
             algorithm,
@@ -298,7 +326,23 @@ mod tests {
             assert_eq!(slot_of(name), Some(i));
             assert_eq!(slot_of(&name.to_ascii_uppercase()), Some(i));
         }
-        for other in [&b"opaque"[..], b"charset", b"", b"user", b"usernames", b"n"] {
+        assert_eq!(slot_of(b"UserHash"), Some(USERHASH_SLOT));
+        assert_eq!(slot_of(b"uSERNAME*"), Some(USERNAME_STAR_SLOT));
+        for other in [
+            &b"opaque"[..],
+            b"charset",
+            b"",
+            b"user",
+            b"usernames",
+            b"n",
+            b"uzername",
+            b"username_",
+            b"userhasx",
+            b"rEsponsE2",
+            b"xc",
+            b"nonc^",
+            b"qo_",
+        ] {
             assert_eq!(slot_of(other), None);
         }
     }
@@ -309,6 +353,15 @@ mod tests {
         assert_eq!(r.user, DigestUser::Name(b"Mufasa".to_vec()));
         assert_eq!((r.algorithm, r.nc), (Algorithm::Md5, 1));
         let r = parse(&GOOD.replace("nc=00000001", "nc=0000000A")).unwrap();
+        assert_eq!(r.response(), b"8ca523f5e9506fed4657c9700eebdbec");
+        let upper = GOOD.replace(
+            "8ca523f5e9506fed4657c9700eebdbec",
+            "8CA523F5E9506FED4657C9700EEBDBEC",
+        );
+        assert_eq!(
+            parse(&upper).unwrap().response(),
+            b"8ca523f5e9506fed4657c9700eebdbec"
+        );
         assert_eq!((r.nc, r.nc_text()), (10, &b"0000000A"[..]));
     }
 
