@@ -115,8 +115,12 @@ impl ChallengeBuilder {
             self.out.push(b' ');
         }
         self.params += 1;
-        self.out
-            .extend(name.bytes().filter(|&b| super::chars::is_tchar(b)));
+        if is_token(name.as_bytes()) {
+            self.out.extend_from_slice(name.as_bytes());
+        } else {
+            self.out
+                .extend(name.bytes().filter(|&b| super::chars::is_tchar(b)));
+        }
         self.out.push(b'=');
     }
 }

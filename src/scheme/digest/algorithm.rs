@@ -227,14 +227,24 @@ impl Hashing {
     }
 }
 
-/// Writes `raw` in lowercase hex into `out`, which holds twice its length (at most
-/// [`Hex::MAX_LEN`] digits are written).
-fn write_hex(raw: &[u8], out: &mut [u8; Hex::MAX_LEN]) -> u8 {
+/// The two lowercase hex digits of every byte, built at compile time.
+static HEX_PAIRS: [[u8; 2]; 256] = {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        out[b] = [DIGITS[b >> 4], DIGITS[b & 0xf]];
+        b += 1;
+    }
+    out
+};
+
+/// Writes `raw` in lowercase hex into `out`, which holds twice its length (at most
+/// [`Hex::MAX_LEN`] digits are written); one table load per byte.
+fn write_hex(raw: &[u8], out: &mut [u8; Hex::MAX_LEN]) -> u8 {
     let len = (raw.len() * 2).min(Hex::MAX_LEN);
-    for (pair, b) in out[..len].chunks_exact_mut(2).zip(raw) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
+    for (pair, &b) in out[..len].chunks_exact_mut(2).zip(raw) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
     len as u8
 }
