@@ -379,7 +379,10 @@ mod tests {
         assert_eq!(found.identity.user(), "Mufasa");
         let want = HashFunction::Sha256.hex(&[b"Mufasa", b"r", b"Circle of Life"]);
         assert_eq!(
-            found.secret.ha1_for(HashFunction::Sha256, b"Mufasa", b"r"),
+            found
+                .secret
+                .ha1_for(HashFunction::Sha256, b"Mufasa", b"r")
+                .map(|ha1| ha1.into_owned()),
             Some(want)
         );
         let userhash = HashFunction::Md5.hex(&[b"Mufasa", b"r"]);

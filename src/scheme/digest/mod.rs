@@ -34,6 +34,7 @@ mod replay;
 pub mod response;
 mod secret;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -326,11 +327,14 @@ impl Scheme for Digest {
                 };
                 match secret.secret.ha1_for(hash, name, r.realm()) {
                     Some(ha1) => (ha1, Some(secret.identity.clone())),
-                    None => (hash.hex(&[name, r.realm(), b"\0no secret\0"]), None),
+                    None => (
+                        Cow::Owned(hash.hex(&[name, r.realm(), b"\0no secret\0"])),
+                        None,
+                    ),
                 }
             }
             None => (
-                hash.hex(&[user.as_bytes(), r.realm(), b"\0no such user\0"]),
+                Cow::Owned(hash.hex(&[user.as_bytes(), r.realm(), b"\0no such user\0"])),
                 None,
             ),
         };
@@ -420,9 +424,14 @@ impl Scheme for Digest {
 
 /// The HA1 of an algorithm: as stored for the plain forms; for `-sess`,
 /// `H(HA1 ":" nonce ":" cnonce)` (RFC 7616 §3.4.2).
-fn session_ha1(algorithm: Algorithm, ha1: Hex, nonce: &[u8], cnonce: &[u8]) -> Hex {
+fn session_ha1<'a>(
+    algorithm: Algorithm,
+    ha1: Cow<'a, Hex>,
+    nonce: &[u8],
+    cnonce: &[u8],
+) -> Cow<'a, Hex> {
     if algorithm.is_session() {
-        algorithm.hash().hex(&[ha1.as_bytes(), nonce, cnonce])
+        Cow::Owned(algorithm.hash().hex(&[ha1.as_bytes(), nonce, cnonce]))
     } else {
         ha1
     }
@@ -476,9 +485,8 @@ mod tests {
         uri: &[u8],
     ) -> String {
         let hash = algorithm.hash();
-        let ha1 = Secret::password(password)
-            .ha1_for(hash, user, realm)
-            .unwrap();
+        let secret = Secret::password(password);
+        let ha1 = secret.ha1_for(hash, user, realm).unwrap();
         let ha1 = session_ha1(algorithm, ha1, nonce, cnonce);
         let hex = response_hex(hash, &ha1, nonce, b"00000001", cnonce, b"GET", uri);
         String::from_utf8(hex.as_bytes().to_vec()).unwrap()
@@ -572,7 +580,8 @@ mod tests {
         );
         // rspauth: the response with an empty method (RFC 7616 §3.5), RFC 2617's example.
         let hash = HashFunction::Md5;
-        let ha1 = Secret::password("Circle Of Life")
+        let secret = Secret::password("Circle Of Life");
+        let ha1 = secret
             .ha1_for(hash, b"Mufasa", b"testrealm@host.com")
             .unwrap();
         let rspauth = response_hex(

@@ -5,6 +5,7 @@
 //! name, or by `userhash`), the realm and the algorithm, the stored password or HA1 and the
 //! identity to grant (see `validator::DigestSecrets`).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use zeroize::Zeroizing;
@@ -88,10 +89,16 @@ impl Secret {
     }
 
     /// `H(username ":" realm ":" password)` for `hash`, or `None` for an HA1 of another hash.
-    pub(crate) fn ha1_for(&self, hash: HashFunction, username: &[u8], realm: &[u8]) -> Option<Hex> {
+    /// A stored HA1 is lent, not copied (each copy is one more zeroize when dropped).
+    pub(crate) fn ha1_for(
+        &self,
+        hash: HashFunction,
+        username: &[u8],
+        realm: &[u8],
+    ) -> Option<Cow<'_, Hex>> {
         match self {
-            Self::Password(password) => Some(hash.hex(&[username, realm, password])),
-            Self::Ha1 { hash: stored, hex } => (*stored == hash).then(|| hex.clone()),
+            Self::Password(password) => Some(Cow::Owned(hash.hex(&[username, realm, password]))),
+            Self::Ha1 { hash: stored, hex } => (*stored == hash).then_some(Cow::Borrowed(hex)),
         }
     }
 }
