@@ -355,20 +355,12 @@ impl Scheme for Digest {
             }
             NonceCheck::Invalid => return Answer::Ready(Verdict::Reject),
         };
-        let info = {
-            // RFC 7616 §3.5: as the response, with an empty method.
-            let rspauth = responses.finish(hash, b"", r.uri());
-            // `rspauth="…", qop=auth, cnonce="…", nc=…`: its exact length when nothing in
-            // the cnonce needs escaping, so the value is written into one allocation.
-            let len = 36 + rspauth.as_bytes().len() + r.cnonce().len() + r.nc_text().len();
-            ChallengeBuilder::params()
-                .reserve(len)
-                .quoted("rspauth", rspauth.as_bytes())
-                .token("qop", "auth")
-                .quoted("cnonce", r.cnonce())
-                .token("nc", r.nc_text())
-                .finish()
-        };
+        // RFC 7616 §3.5: `rspauth` is the response with an empty method.
+        let info = authentication_info(
+            responses.finish(hash, b"", r.uri()).as_bytes(),
+            r.cnonce(),
+            r.nc_text(),
+        );
         let store = match tracked {
             Tracked::Shared => self.replay(),
             Tracked::Here => self.here.as_ref(),
@@ -420,6 +412,20 @@ impl Scheme for Digest {
             out.push(challenge.finish());
         }
     }
+}
+
+/// `Proxy-Authentication-Info` / `Authentication-Info` on success (RFC 7616 §3.5):
+/// `rspauth="…", qop=auth, cnonce="…", nc=…`, written into one allocation of the exact
+/// length (unless the cnonce needs escaping).
+fn authentication_info(rspauth: &[u8], cnonce: &[u8], nc: &[u8]) -> HeaderValue {
+    const FIXED: usize = r#"rspauth="", qop=auth, cnonce="", nc="#.len();
+    ChallengeBuilder::params()
+        .reserve(FIXED + rspauth.len() + cnonce.len() + nc.len())
+        .quoted("rspauth", rspauth)
+        .token("qop", "auth")
+        .quoted("cnonce", cnonce)
+        .token("nc", nc)
+        .finish()
 }
 
 /// The HA1 of an algorithm: as stored for the plain forms; for `-sess`,
@@ -490,6 +496,22 @@ mod tests {
         let ha1 = session_ha1(algorithm, ha1, nonce, cnonce);
         let hex = response_hex(hash, &ha1, nonce, b"00000001", cnonce, b"GET", uri);
         String::from_utf8(hex.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn authentication_info_is_as_long_as_the_room_reserved_for_it() {
+        let info = authentication_info(b"0123abcd", b"0a4f113b", b"00000001");
+        assert_eq!(
+            info,
+            r#"rspauth="0123abcd", qop=auth, cnonce="0a4f113b", nc=00000001"#
+        );
+        assert_eq!(info.len(), 36 + 8 + 8 + 8);
+        // A cnonce with a quote is escaped (one byte longer than reserved: still right).
+        let info = authentication_info(b"ab", b"x\"y", b"00000002");
+        assert_eq!(
+            info,
+            r#"rspauth="ab", qop=auth, cnonce="x\"y", nc=00000002"#
+        );
     }
 
     #[test]
