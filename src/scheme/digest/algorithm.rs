@@ -133,27 +133,20 @@ impl HashFunction {
     /// `H(parts joined by ":")` in lowercase hex (RFC 7616 §3.4.1's `H(a ":" b ...)`), as a
     /// secret: zeroized when dropped (an HA1 is a password equivalent).
     pub fn hex(self, parts: &[&[u8]]) -> Hex {
-        let mut hashing = self.start(&[]);
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                hashing.update(b":");
-            }
-            hashing.update(part);
+        // `H(a ":" b ":" c)` is `c` hashed after the prefix `a ":" b ":"`.
+        match parts.split_last() {
+            Some((last, init)) => self.start(init).finish_secret(last),
+            None => self.start(&[]).finish_secret(b""),
         }
-        hashing.finish_secret(b"")
     }
 
     /// `H(parts joined by ":")` in lowercase hex, for a value that is not secret (`HA2`, a
     /// `response`, an `rspauth`: each is sent in the clear), so nothing is zeroized.
     pub(crate) fn digits(self, parts: &[&[u8]]) -> Digits {
-        let mut hashing = self.start(&[]);
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                hashing.update(b":");
-            }
-            hashing.update(part);
+        match parts.split_last() {
+            Some((last, init)) => self.start(init).finish(last),
+            None => self.start(&[]).finish(b""),
         }
-        hashing.finish(b"")
     }
 }
 
@@ -184,7 +177,7 @@ impl HashFunction {
 }
 
 impl Hashing {
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
+    fn update(&mut self, bytes: &[u8]) {
         use sha2::Digest as _;
         match self {
             Self::Md5(d) => d.update(bytes),
