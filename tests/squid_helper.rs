@@ -675,6 +675,33 @@ fn command_line(program: &Path, args: &[&Path]) -> String {
         .join(" ")
 }
 
+/// For each `i` in `0..n`, at once: curl through `proxy` with each argument list of
+/// `requests(i)` in turn; the statuses per `i`, in the order the `i`s finished.
+async fn curls_at_once(
+    proxy: &ExampleProcess,
+    n: usize,
+    requests: impl Fn(usize) -> Vec<Vec<String>>,
+) -> Vec<(usize, Vec<String>)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (proxy, requests) = (format!("http://{}", proxy.addr()), requests(i));
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            for args in requests {
+                let mut all = vec!["-x", proxy.as_str()];
+                all.extend(args.iter().map(String::as_str));
+                statuses.push(curl_status(&all).await);
+            }
+            (i, statuses)
+        });
+    }
+    let mut done = Vec::with_capacity(n);
+    while let Some(result) = tasks.join_next().await {
+        done.push(result.unwrap());
+    }
+    done
+}
+
 /// The status of a GET of `url` through `proxy` with Basic `user_password` (curl's `-U`).
 async fn basic_status(proxy: &ExampleProcess, user_password: &str, url: &str) -> String {
     let proxy = format!("http://{}", proxy.addr());
@@ -783,23 +810,13 @@ async fn children_and_concurrency_flags_through_the_example_proxy() {
         "--max-auth-failures",
         "0",
     ]);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..20 {
-        let proxy = format!("http://{}", proxy.addr());
-        let url = url.clone();
-        tasks.spawn(async move {
-            let right = format!("user-{i}:pw-{i}");
-            let wrong = format!("user-{i}:pw-x");
-            let statuses = (
-                curl_status(&["-x", &proxy, "-U", &right, &url]).await,
-                curl_status(&["-x", &proxy, "-U", &wrong, &url]).await,
-            );
-            (i, statuses)
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        let (i, statuses) = done.unwrap();
-        assert_eq!(statuses, ("200".into(), "407".into()), "user-{i}");
+    let statuses = curls_at_once(&proxy, 20, |i| {
+        [format!("user-{i}:pw-{i}"), format!("user-{i}:pw-x")]
+            .map(|user_password| vec!["-U".to_owned(), user_password, url.clone()])
+            .to_vec()
+    });
+    for (i, statuses) in statuses.await {
+        assert_eq!(statuses, ["200", "407"], "user-{i}");
     }
     let most = most_in_flight(&log, 40);
     assert!((1..=4).contains(&most), "{most} checks in flight at once");
@@ -824,19 +841,12 @@ async fn children_and_concurrency_flags_through_the_example_proxy() {
         "--max-auth-failures",
         "0",
     ]);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..10 {
-        let proxy = format!("http://{}", proxy.addr());
-        let url = url.clone();
-        tasks.spawn(async move {
-            let user_password = format!("user{i}:pw{i}");
-            let args = ["-x", &proxy, "--proxy-digest", "-U", &user_password, &url];
-            (i, curl_status(&args).await)
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        let (i, status) = done.unwrap();
-        assert_eq!(status, "200", "user{i}");
+    let statuses = curls_at_once(&proxy, 10, |i| {
+        let args = ["--proxy-digest", "-U", &format!("user{i}:pw{i}"), &url].map(str::to_owned);
+        vec![args.to_vec()]
+    });
+    for (i, statuses) in statuses.await {
+        assert_eq!(statuses, ["200"], "user{i}");
     }
 }
 
