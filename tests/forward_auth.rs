@@ -20,8 +20,8 @@ use tower_proxy_auth::store::forward_auth::{ForwardAuth, ForwardAuthError, Forwa
 use tower_proxy_auth::{BasicCredentials, Identity, Party, ProxyAuthLayer, Validation, Validator};
 
 use support::{
-    basic, closed_port, curl, curl_status, proxy_get, request_head, run_example_to_exit, serve,
-    ExampleProcess, Origin, RawConn, PROXY,
+    basic, basic_get, basic_status, closed_port, curl, proxy_get, request_head,
+    run_example_to_exit, serve, start_proxy, Origin, RawConn, PROXY,
 };
 
 /// What the auth service received: method, path and fields of each request.
@@ -124,17 +124,6 @@ fn forward_auth(service: SocketAddr) -> tower_proxy_auth::store::forward_auth::F
         .timeout(Duration::from_millis(500))
 }
 
-async fn get(addr: SocketAddr, user: &str, password: &str) -> (u16, String) {
-    let auth = basic(user, password.as_bytes());
-    let response = proxy_get(
-        addr,
-        "http://origin.test/",
-        &[("Proxy-Authorization", &auth)],
-    )
-    .await;
-    (response.status, response.text())
-}
-
 #[tokio::test]
 async fn the_service_allows_with_identity_and_data_and_receives_the_request_facts() {
     let (service, received) = auth_service("authorization").await;
@@ -175,13 +164,13 @@ async fn the_service_allows_with_identity_and_data_and_receives_the_request_fact
     assert!(field("proxy-authorization").is_empty());
 
     // The allow is remembered: the service is not asked again.
-    assert_eq!(get(addr, "alice", "s3cret").await.0, 200);
+    assert_eq!(basic_get(addr, "alice", "s3cret").await.0, 200);
     assert_eq!(received.lock().unwrap().len(), 1);
     assert_eq!(validator.stats().hits, 1);
 
     // A 2xx without the identity field: the user-id.
     assert_eq!(
-        get(addr, "noname", "pw").await,
+        basic_get(addr, "noname", "pw").await,
         (200, "hello noname []".into())
     );
 }
@@ -190,25 +179,25 @@ async fn the_service_allows_with_identity_and_data_and_receives_the_request_fact
 async fn reject_forbid_500_slow_and_refused_get_their_defined_answers() {
     let (service, _) = auth_service("authorization").await;
     let addr = start(ProxyAuthLayer::new(forward_auth(service).build().unwrap())).await;
-    assert_eq!(get(addr, "alice", "wrong").await.0, 407);
-    assert_eq!(get(addr, "mallory", "x").await.0, 407);
-    assert_eq!(get(addr, "bob", "x").await.0, 403);
-    assert_eq!(get(addr, "boom", "x").await.0, 503);
+    assert_eq!(basic_get(addr, "alice", "wrong").await.0, 407);
+    assert_eq!(basic_get(addr, "mallory", "x").await.0, 407);
+    assert_eq!(basic_get(addr, "bob", "x").await.0, 403);
+    assert_eq!(basic_get(addr, "boom", "x").await.0, 503);
     let started = Instant::now();
-    assert_eq!(get(addr, "slow", "x").await.0, 503);
+    assert_eq!(basic_get(addr, "slow", "x").await.0, 503);
     assert!(
         started.elapsed() < Duration::from_millis(1800),
         "the 500 ms timeout ended the check ({:?})",
         started.elapsed()
     );
     // Still serving after all that.
-    assert_eq!(get(addr, "alice", "s3cret").await.0, 200);
+    assert_eq!(basic_get(addr, "alice", "s3cret").await.0, 200);
 
     let refused = ForwardAuth::to(format!("http://127.0.0.1:{}/verify", closed_port()))
         .build()
         .unwrap();
     let addr = start(ProxyAuthLayer::new(refused)).await;
-    assert_eq!(get(addr, "alice", "s3cret").await.0, 503);
+    assert_eq!(basic_get(addr, "alice", "s3cret").await.0, 503);
 }
 
 #[tokio::test]
@@ -458,31 +447,20 @@ async fn https_with_a_configured_ca_and_not_without_it() {
         .unwrap();
     let addr = start(ProxyAuthLayer::new(trusted)).await;
     assert_eq!(
-        get(addr, "alice", "s3cret").await,
+        basic_get(addr, "alice", "s3cret").await,
         (200, "hello alice@tls []".into())
     );
-    assert_eq!(get(addr, "alice", "wrong").await.0, 407);
+    assert_eq!(basic_get(addr, "alice", "wrong").await.0, 407);
     // Mozilla's roots do not know the test CA: the certificate is refused, 503.
     let untrusted = ForwardAuth::to(url).build().unwrap();
     let addr = start(ProxyAuthLayer::new(untrusted)).await;
-    assert_eq!(get(addr, "alice", "s3cret").await.0, 503);
+    assert_eq!(basic_get(addr, "alice", "s3cret").await.0, 503);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Through the example proxy (`forward-proxy --forward-auth URL`), driven by curl.
 
 /// The example proxy on 127.0.0.1:0 with `args`, allowed to reach the test's origin.
-fn example_proxy(args: &[&str]) -> ExampleProcess {
-    let mut all = vec!["--listen", "127.0.0.1:0", "--allow-private-targets"];
-    all.extend_from_slice(args);
-    ExampleProcess::start(PROXY, &all)
-}
-
-/// The status of a GET of `url` through `proxy` with Basic `user_password` (curl's `-U`).
-async fn status_through(proxy: &ExampleProcess, user_password: &str, url: &str) -> String {
-    let proxy = format!("http://{}", proxy.addr());
-    curl_status(&["-x", &proxy, "-U", user_password, url]).await
-}
 
 #[tokio::test]
 async fn forward_auth_through_the_example_proxy() {
@@ -490,7 +468,7 @@ async fn forward_auth_through_the_example_proxy() {
     let origin = Origin::start().await;
     let url = origin.url("/page?q=1");
     let verify = format!("http://{service}/verify");
-    let proxy = example_proxy(&[
+    let proxy = start_proxy(&[
         "--forward-auth",
         &verify,
         "--forward-auth-identity-header",
@@ -501,7 +479,7 @@ async fn forward_auth_through_the_example_proxy() {
         "carol:c4rol",
     ]);
 
-    assert_eq!(status_through(&proxy, "alice:s3cret", &url).await, "200");
+    assert_eq!(basic_status(&proxy, "alice:s3cret", &url).await, "200");
     let line = proxy.wait_for_access(|l| l.status == 200).await;
     assert_eq!(line.user, "alice@corp", "the identity the service named");
     {
@@ -516,15 +494,15 @@ async fn forward_auth_through_the_example_proxy() {
         assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
     }
     // Remembered: the service is not asked again.
-    assert_eq!(status_through(&proxy, "alice:s3cret", &url).await, "200");
+    assert_eq!(basic_status(&proxy, "alice:s3cret", &url).await, "200");
     assert_eq!(received.lock().unwrap().len(), 1);
 
-    assert_eq!(status_through(&proxy, "alice:wrong", &url).await, "407");
-    assert_eq!(status_through(&proxy, "mallory:x", &url).await, "407");
-    assert_eq!(status_through(&proxy, "bob:x", &url).await, "403");
-    assert_eq!(status_through(&proxy, "boom:x", &url).await, "503");
+    assert_eq!(basic_status(&proxy, "alice:wrong", &url).await, "407");
+    assert_eq!(basic_status(&proxy, "mallory:x", &url).await, "407");
+    assert_eq!(basic_status(&proxy, "bob:x", &url).await, "403");
+    assert_eq!(basic_status(&proxy, "boom:x", &url).await, "503");
     let started = Instant::now();
-    assert_eq!(status_through(&proxy, "slow:x", &url).await, "503");
+    assert_eq!(basic_status(&proxy, "slow:x", &url).await, "503");
     assert!(
         started.elapsed() < Duration::from_millis(1900),
         "--forward-auth-timeout 1 ended the check ({:?})",
@@ -532,13 +510,13 @@ async fn forward_auth_through_the_example_proxy() {
     );
     // --user is combinable, and asked first: the service never hears of carol.
     let asked = received.lock().unwrap().len();
-    assert_eq!(status_through(&proxy, "carol:c4rol", &url).await, "200");
+    assert_eq!(basic_status(&proxy, "carol:c4rol", &url).await, "200");
     assert_eq!(received.lock().unwrap().len(), asked);
     assert_eq!(origin.received().len(), 3);
 
     let refused = format!("http://127.0.0.1:{}/verify", closed_port());
-    let proxy = example_proxy(&["--forward-auth", &refused]);
-    assert_eq!(status_through(&proxy, "alice:s3cret", &url).await, "503");
+    let proxy = start_proxy(&["--forward-auth", &refused]);
+    assert_eq!(basic_status(&proxy, "alice:s3cret", &url).await, "503");
 }
 
 #[test]

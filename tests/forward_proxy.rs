@@ -15,10 +15,7 @@ const ALICE: &str = "alice:s3cret";
 const CHALLENGE: &str = "Basic realm=\"proxy\", charset=\"UTF-8\"";
 
 fn proxy(args: &[&str]) -> ExampleProcess {
-    // The origins of these tests are on 127.0.0.1, which the proxy refuses by default.
-    let mut all = vec!["--listen", "127.0.0.1:0", "--allow-private-targets"];
-    all.extend_from_slice(args);
-    ExampleProcess::start(support::PROXY, &all)
+    support::start_proxy(args)
 }
 
 fn alice_proxy() -> ExampleProcess {

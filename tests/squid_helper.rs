@@ -23,8 +23,8 @@ use tower_proxy_auth::store::squid_helper::{HelperNotes, SquidHelper, SquidHelpe
 use tower_proxy_auth::{BasicCredentials, Identity, ProxyAuthLayer, Validation, Validator};
 
 use support::{
-    basic, challenge_params, curl, curl_status, proxy_get, run_example_to_exit, serve,
-    squid_helper, write_script, ExampleProcess, Origin, PROXY,
+    basic_get, basic_status, challenge_params, curl, curl_status, proxy_get, run_example_to_exit,
+    serve, squid_helper, start_proxy, write_script, ExampleProcess, Origin, PROXY,
 };
 
 /// Everything the crate logs in this test binary, to check that no password is ever written.
@@ -355,7 +355,7 @@ async fn helper_mux_over_basic_ncsa_auth_never_allows_a_wrong_password() {
     for (i, (user, password)) in users.into_iter().enumerate() {
         let wrong = i % 3 == 0;
         let password = if wrong { "wrong".to_owned() } else { password };
-        tasks.spawn(async move { (wrong, user.clone(), get(addr, &user, &password).await) });
+        tasks.spawn(async move { (wrong, user.clone(), basic_get(addr, &user, &password).await) });
     }
     while let Some(done) = tasks.join_next().await {
         let (wrong, user, (status, text)) = done.unwrap();
@@ -425,7 +425,7 @@ async fn users_at_once(
             } else {
                 format!("pw-{i}")
             };
-            (i, user.clone(), get(addr, &user, &password).await)
+            (i, user.clone(), basic_get(addr, &user, &password).await)
         });
     }
     let mut done = Vec::with_capacity(n);
@@ -433,17 +433,6 @@ async fn users_at_once(
         done.push(result.unwrap());
     }
     done
-}
-
-async fn get(addr: SocketAddr, user: &str, password: &str) -> (u16, String) {
-    let auth = basic(user, password.as_bytes());
-    let response = proxy_get(
-        addr,
-        "http://origin.test/",
-        &[("Proxy-Authorization", &auth)],
-    )
-    .await;
-    (response.status, response.text())
 }
 
 #[tokio::test]
@@ -455,15 +444,15 @@ async fn a_helper_that_crashes_hangs_or_prints_garbage_gets_503_and_is_restarted
     let good = "hello alice-id [user=alice-id,group=staff,group=ops]";
     let pw = "Zebra-Secret-42";
 
-    assert_eq!(get(addr, "alice", pw).await, (200, good.to_owned()));
-    assert_eq!(get(addr, "alice", "nope").await.0, 407);
+    assert_eq!(basic_get(addr, "alice", pw).await, (200, good.to_owned()));
+    assert_eq!(basic_get(addr, "alice", "nope").await.0, 407);
     for (trouble, counter) in [
         ("crash", "exited"),
         ("hang", "timed_out"),
         ("garbage", "garbage"),
     ] {
         let before = helper.get_ref().stats();
-        assert_eq!(get(addr, trouble, pw).await.0, 503, "{trouble}");
+        assert_eq!(basic_get(addr, trouble, pw).await.0, 503, "{trouble}");
         let after = helper.get_ref().stats();
         let counted = match counter {
             "exited" => after.exited - before.exited,
@@ -473,7 +462,7 @@ async fn a_helper_that_crashes_hangs_or_prints_garbage_gets_503_and_is_restarted
         assert_eq!(counted, 1, "{trouble}: {after:?}");
         // The next check is answered by a fresh child.
         assert_eq!(
-            get(addr, "alice", pw).await,
+            basic_get(addr, "alice", pw).await,
             (200, good.to_owned()),
             "after {trouble}"
         );
@@ -485,8 +474,8 @@ async fn a_helper_that_crashes_hangs_or_prints_garbage_gets_503_and_is_restarted
     }
     // BH is a defined answer: 503, and the child goes on.
     let before = helper.get_ref().stats().spawned;
-    assert_eq!(get(addr, "broken", pw).await.0, 503);
-    assert_eq!(get(addr, "alice", pw).await.0, 200);
+    assert_eq!(basic_get(addr, "broken", pw).await.0, 503);
+    assert_eq!(basic_get(addr, "alice", pw).await.0, 200);
     assert_eq!(helper.get_ref().stats().spawned, before);
 
     // The password reached the children on stdin only.
@@ -519,7 +508,7 @@ async fn a_helper_that_keeps_dying_is_backed_off_and_never_allows() {
         .unwrap();
     let addr = start(ProxyAuthLayer::new(helper.clone())).await;
     for i in 0..5 {
-        assert_eq!(get(addr, &format!("u{i}"), "pw").await.0, 503);
+        assert_eq!(basic_get(addr, &format!("u{i}"), "pw").await.0, 503);
     }
     let stats = helper.get_ref().stats();
     // Once it keeps failing, checks are refused at once while it pauses, without a start.
@@ -658,13 +647,6 @@ fn a_realm_with_a_quote_cannot_be_served_by_a_digest_helper() {
 // ---------------------------------------------------------------------------------------------
 // Through the example proxy (`forward-proxy --squid-helper …`), driven by curl.
 
-/// The example proxy on 127.0.0.1:0 with `args`, allowed to reach the test's origin.
-fn example_proxy(args: &[&str]) -> ExampleProcess {
-    let mut all = vec!["--listen", "127.0.0.1:0", "--allow-private-targets"];
-    all.extend_from_slice(args);
-    ExampleProcess::start(PROXY, &all)
-}
-
 /// A helper command line for `--squid-helper`: the program and arguments, single-quoted
 /// (the temp paths hold no quote).
 fn command_line(program: &Path, args: &[&Path]) -> String {
@@ -702,12 +684,6 @@ async fn curls_at_once(
     done
 }
 
-/// The status of a GET of `url` through `proxy` with Basic `user_password` (curl's `-U`).
-async fn basic_status(proxy: &ExampleProcess, user_password: &str, url: &str) -> String {
-    let proxy = format!("http://{}", proxy.addr());
-    curl_status(&["-x", &proxy, "-U", user_password, url]).await
-}
-
 #[tokio::test]
 async fn basic_ncsa_auth_through_the_example_proxy() {
     let dir = tempfile::tempdir().unwrap();
@@ -719,7 +695,7 @@ async fn basic_ncsa_auth_through_the_example_proxy() {
     let helper = command_line(&squid_helper("basic_ncsa_auth"), &[&file]);
     let origin = Origin::start().await;
     let url = origin.url("/page");
-    let proxy = example_proxy(&[
+    let proxy = start_proxy(&[
         "--squid-helper",
         &helper,
         "--squid-helper-children",
@@ -755,7 +731,7 @@ async fn digest_file_auth_through_the_example_proxy_with_curl_proxy_digest() {
     let helper = command_line(&squid_helper("digest_file_auth"), &[Path::new("-c"), &file]);
     let origin = Origin::start().await;
     let url = origin.url("/dir/index.html");
-    let proxy = example_proxy(&[
+    let proxy = start_proxy(&[
         "--auth",
         "digest",
         "--realm",
@@ -802,7 +778,7 @@ async fn children_and_concurrency_flags_through_the_example_proxy() {
     let url = origin.url("/");
     // Every client here is 127.0.0.1: without --max-auth-failures 0 the failure throttle
     // would hold this address to 2 slow checks at once and count the wrong passwords.
-    let proxy = example_proxy(&[
+    let proxy = start_proxy(&[
         "--squid-helper",
         &helper,
         "--squid-helper-children",
@@ -827,7 +803,7 @@ async fn children_and_concurrency_flags_through_the_example_proxy() {
         support::htdigest(&file, "proxy", &user, &password, i == 0);
     }
     let helper = command_line(&squid_helper("digest_file_auth"), &[Path::new("-c"), &file]);
-    let proxy = example_proxy(&[
+    let proxy = start_proxy(&[
         "--auth",
         "digest",
         "--realm",
@@ -860,8 +836,8 @@ async fn credentials_ttl_zero_asks_the_helper_every_time() {
     let helper = command_line(&squid_helper("basic_ncsa_auth"), &[&file]);
     let origin = Origin::start().await;
     let url = origin.url("/");
-    let remembering = example_proxy(&["--squid-helper", &helper]);
-    let asking = example_proxy(&["--squid-helper", &helper, "--credentials-ttl", "0"]);
+    let remembering = start_proxy(&["--squid-helper", &helper]);
+    let asking = start_proxy(&["--squid-helper", &helper, "--credentials-ttl", "0"]);
     for proxy in [&remembering, &asking] {
         assert_eq!(basic_status(proxy, "alice:old-pw", &url).await, "200");
     }

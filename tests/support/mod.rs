@@ -467,6 +467,34 @@ pub fn run_example_to_exit_with_env(
     }
 }
 
+/// Starts the forward proxy ([`PROXY`]) on 127.0.0.1:0 with `args` and
+/// `--allow-private-targets` (the tests' origins are on 127.0.0.1, which the proxy refuses by
+/// default).
+pub fn start_proxy(args: &[&str]) -> ExampleProcess {
+    let mut all = vec!["--listen", "127.0.0.1:0", "--allow-private-targets"];
+    all.extend_from_slice(args);
+    ExampleProcess::start(PROXY, &all)
+}
+
+/// The status of a GET of `url` through `proxy` with Basic `user_password` (curl's `-U`).
+pub async fn basic_status(proxy: &ExampleProcess, user_password: &str, url: &str) -> String {
+    let proxy = format!("http://{}", proxy.addr());
+    curl_status(&["-x", &proxy, "-U", user_password, url]).await
+}
+
+/// A GET of `http://origin.test/` through the proxy or layer at `addr` with Basic `user` and
+/// `password`: the status and the body.
+pub async fn basic_get(addr: SocketAddr, user: &str, password: &str) -> (u16, String) {
+    let auth = basic(user, password.as_bytes());
+    let response = proxy_get(
+        addr,
+        "http://origin.test/",
+        &[("Proxy-Authorization", &auth)],
+    )
+    .await;
+    (response.status, response.text())
+}
+
 /// Starts the forward proxy ([`PROXY`]) on 127.0.0.1:0 with one user and `extra` arguments,
 /// and `--allow-private-targets`: the tests' origins are on 127.0.0.1, which the proxy refuses
 /// by default.
