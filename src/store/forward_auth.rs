@@ -63,7 +63,7 @@ use crate::identity::Identity;
 use crate::outcome::{Decision, Validation, ValidatorError};
 use crate::scheme::basic::BasicCredentials;
 use crate::secret::RandomSourceError;
-use crate::validator::{Cached, Validator, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
+use crate::validator::{CacheSettings, Cached, Validator};
 
 /// Default [`ForwardAuthBuilder::timeout`]: 5 seconds for the whole exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -170,9 +170,7 @@ impl ForwardAuth {
             client_addr: Arc::new(|parts: &Parts| {
                 parts.extensions.get::<ClientAddr>().map(|a| a.0.ip())
             }),
-            ttl: DEFAULT_CACHE_TTL,
-            negative_ttl: Duration::ZERO,
-            capacity: DEFAULT_CACHE_CAPACITY,
+            cache: CacheSettings::default(),
         }
     }
 
@@ -390,9 +388,7 @@ pub struct ForwardAuthBuilder {
     queue: usize,
     roots: Roots,
     client_addr: AddrSource,
-    ttl: Duration,
-    negative_ttl: Duration,
-    capacity: u64,
+    cache: CacheSettings,
 }
 
 impl ForwardAuthBuilder {
@@ -516,22 +512,22 @@ impl ForwardAuthBuilder {
     }
 
     /// How long an allow is remembered before the service is asked again (default
-    /// [`DEFAULT_CACHE_TTL`]; `Duration::ZERO` asks every time, identical checks in flight
+    /// [`DEFAULT_CACHE_TTL`](crate::validator::DEFAULT_CACHE_TTL); `Duration::ZERO` asks every time, identical checks in flight
     /// still shared).
     pub fn credentials_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.cache.ttl = ttl;
         self
     }
 
     /// How long a reject is remembered (default: not at all).
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
+        self.cache.negative_ttl = ttl;
         self
     }
 
-    /// How many answers are remembered at most (default [`DEFAULT_CACHE_CAPACITY`]).
+    /// How many answers are remembered at most (default [`DEFAULT_CACHE_CAPACITY`](crate::validator::DEFAULT_CACHE_CAPACITY)).
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
-        self.capacity = capacity;
+        self.cache.capacity = capacity;
         self
     }
 
@@ -584,11 +580,9 @@ impl ForwardAuthBuilder {
                 client_addr: self.client_addr,
             }),
         };
-        Ok(Cached::try_new(validator)
-            .map_err(ForwardAuthError::RandomSource)?
-            .ttl(self.ttl)
-            .negative_ttl(self.negative_ttl)
-            .capacity(self.capacity))
+        Ok(self
+            .cache
+            .apply(Cached::try_new(validator).map_err(ForwardAuthError::RandomSource)?))
     }
 }
 

@@ -53,6 +53,39 @@ use crate::secret::{RandomSourceError, SecretKey, Tag};
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 /// Default [`Cached::capacity`]: 10,000 remembered answers.
 pub const DEFAULT_CAPACITY: u64 = 10_000;
+
+/// How a validator built by a builder of this crate is cached (the sources that ask a helper
+/// or a service keep these three settings and apply them when they build their [`Cached`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheSettings {
+    /// [`Cached::ttl`].
+    pub(crate) ttl: Duration,
+    /// [`Cached::negative_ttl`].
+    pub(crate) negative_ttl: Duration,
+    /// [`Cached::capacity`].
+    pub(crate) capacity: u64,
+}
+
+impl Default for CacheSettings {
+    /// [`DEFAULT_TTL`], no negative caching, [`DEFAULT_CAPACITY`].
+    fn default() -> Self {
+        Self {
+            ttl: DEFAULT_TTL,
+            negative_ttl: Duration::ZERO,
+            capacity: DEFAULT_CAPACITY,
+        }
+    }
+}
+
+impl CacheSettings {
+    /// `cached` with these settings.
+    pub(crate) fn apply<V>(self, cached: Cached<V>) -> Cached<V> {
+        cached
+            .ttl(self.ttl)
+            .negative_ttl(self.negative_ttl)
+            .capacity(self.capacity)
+    }
+}
 /// The most answers kept in the table of recent hits in front of the cache (fewer when the
 /// capacity is smaller).
 pub const RECENT_SLOTS: usize = 1024;

@@ -62,7 +62,7 @@ pub use digest::DigestHelper;
 pub use pool::{HelperStats, MAX_BACKOFF, STDERR_LINES_PER_SECOND};
 
 use crate::secret::RandomSourceError;
-use crate::validator::{Cached, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
+use crate::validator::{CacheSettings, Cached};
 use pool::{Pool, PoolConfig};
 
 /// Default [`SquidHelper::children`]: 5, as Squid's suggested `auth_param basic children 5`.
@@ -102,9 +102,7 @@ pub struct SquidHelper {
     concurrency: usize,
     queue: Option<usize>,
     timeout: Duration,
-    ttl: Duration,
-    negative_ttl: Duration,
-    capacity: u64,
+    cache: CacheSettings,
 }
 
 impl SquidHelper {
@@ -117,9 +115,7 @@ impl SquidHelper {
             concurrency: 0,
             queue: None,
             timeout: DEFAULT_TIMEOUT,
-            ttl: DEFAULT_CACHE_TTL,
-            negative_ttl: Duration::ZERO,
-            capacity: DEFAULT_CACHE_CAPACITY,
+            cache: CacheSettings::default(),
         }
     }
 
@@ -193,11 +189,11 @@ impl SquidHelper {
 
     /// How long an accepted user (Basic) or a found HA1 (Digest) is remembered before the
     /// helper is asked again: Squid's `credentialsttl` (Squid's default is 2 hours; the
-    /// default here is [`DEFAULT_CACHE_TTL`], so a changed password takes effect sooner).
+    /// default here is [`DEFAULT_CACHE_TTL`](crate::validator::DEFAULT_CACHE_TTL), so a changed password takes effect sooner).
     /// `Duration::ZERO` asks the helper every time (identical checks in flight are still
     /// shared).
     pub fn credentials_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.cache.ttl = ttl;
         self
     }
 
@@ -205,13 +201,13 @@ impl SquidHelper {
     /// authentication. Keep it short: a user who corrects a mistyped password is refused for
     /// up to this long.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
+        self.cache.negative_ttl = ttl;
         self
     }
 
-    /// How many answers are remembered at most; default [`DEFAULT_CACHE_CAPACITY`].
+    /// How many answers are remembered at most; default [`DEFAULT_CACHE_CAPACITY`](crate::validator::DEFAULT_CACHE_CAPACITY).
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
-        self.capacity = capacity;
+        self.cache.capacity = capacity;
         self
     }
 
@@ -257,12 +253,7 @@ impl SquidHelper {
             legacy_ha1,
             name,
         };
-        let cache = CacheSettings {
-            ttl: self.ttl,
-            negative_ttl: self.negative_ttl,
-            capacity: self.capacity,
-        };
-        Ok((Pool::new(config), cache))
+        Ok((Pool::new(config), self.cache))
     }
 }
 
@@ -275,24 +266,9 @@ impl fmt::Debug for SquidHelper {
             .field("concurrency", &self.concurrency)
             .field("queue", &self.queue)
             .field("timeout", &self.timeout)
-            .field("credentials_ttl", &self.ttl)
-            .field("negative_ttl", &self.negative_ttl)
+            .field("credentials_ttl", &self.cache.ttl)
+            .field("negative_ttl", &self.cache.negative_ttl)
             .finish()
-    }
-}
-
-struct CacheSettings {
-    ttl: Duration,
-    negative_ttl: Duration,
-    capacity: u64,
-}
-
-impl CacheSettings {
-    fn apply<V>(self, cached: Cached<V>) -> Cached<V> {
-        cached
-            .ttl(self.ttl)
-            .negative_ttl(self.negative_ttl)
-            .capacity(self.capacity)
     }
 }
 
