@@ -560,6 +560,40 @@ fn secret(found: Result<Found, ValidatorError>) -> Result<Option<DigestSecret>, 
     }
 }
 
+/// The flow both kinds share once a check is not in the table of recent hits: the leader asks
+/// now (`ask`) and settles what it found for whoever waits on the same tag; any other waits,
+/// ready to ask on its own (`ask_alone`, made of owned copies only then) should the leader go
+/// away. `wrap` and `unwrap` turn the kind's answer into what the cache stores and back.
+fn coalesced<T, F>(
+    waiter: Waiter,
+    leader: bool,
+    ask: impl FnOnce() -> Answer<Result<T, ValidatorError>>,
+    ask_alone: impl FnOnce() -> F,
+    wrap: fn(T) -> Found,
+    unwrap: fn(Result<Found, ValidatorError>) -> Result<T, ValidatorError>,
+) -> Answer<Result<T, ValidatorError>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, ValidatorError>> + Send + 'static,
+{
+    if !leader {
+        let check = ask_alone();
+        return Answer::pending(async move {
+            unwrap(waiter.wait(async move { check.await.map(wrap) }).await)
+        });
+    }
+    match ask() {
+        Answer::Ready(answer) => {
+            let found = answer.map(wrap);
+            waiter.settle(&found);
+            Answer::Ready(unwrap(found))
+        }
+        Answer::Pending(check) => Answer::pending(async move {
+            unwrap(waiter.wait(async move { check.await.map(wrap) }).await)
+        }),
+    }
+}
+
 impl<V: Validator> Validator for Cached<V> {
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         let state = &self.state;
@@ -571,34 +605,19 @@ impl<V: Validator> Validator for Cached<V> {
             Ok(found) => return Validation::Ready(decision(Ok(found))),
             Err(waiting) => waiting,
         };
-        if leader {
-            match self.inner.validate(credentials, request) {
-                Validation::Ready(answer) => {
-                    let found = answer.map(Found::Decision);
-                    waiter.settle(&found);
-                    Validation::Ready(decision(found))
-                }
-                Validation::Pending(check) => Validation::pending(async move {
-                    decision(
-                        waiter
-                            .wait(async move { check.await.map(Found::Decision) })
-                            .await,
-                    )
-                }),
-            }
-        } else {
-            // Ready to take over if the leader goes away: a check of its own.
-            let inner = self.inner.clone();
-            let credentials = credentials.clone();
-            let request = request.clone();
-            Validation::pending(async move {
-                let check = async move {
-                    let answer = inner.validate(&credentials, &request).resolve().await;
-                    answer.map(Found::Decision)
-                };
-                decision(waiter.wait(check).await)
-            })
-        }
+        let ask_alone = || {
+            let (inner, credentials, request) =
+                (self.inner.clone(), credentials.clone(), request.clone());
+            async move { inner.validate(&credentials, &request).resolve().await }
+        };
+        coalesced(
+            waiter,
+            leader,
+            || self.inner.validate(credentials, request),
+            ask_alone,
+            Found::Decision,
+            decision,
+        )
     }
 
     fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
@@ -613,33 +632,18 @@ impl<V: DigestSecrets> DigestSecrets for Cached<V> {
             Ok(found) => return Answer::Ready(secret(Ok(found))),
             Err(waiting) => waiting,
         };
-        if leader {
-            match self.inner.lookup(query, request) {
-                Answer::Ready(answer) => {
-                    let found = answer.map(Found::Secret);
-                    waiter.settle(&found);
-                    Answer::Ready(secret(found))
-                }
-                Answer::Pending(lookup) => Answer::pending(async move {
-                    secret(
-                        waiter
-                            .wait(async move { lookup.await.map(Found::Secret) })
-                            .await,
-                    )
-                }),
-            }
-        } else {
-            let inner = self.inner.clone();
-            let query = query.clone();
-            let request = request.clone();
-            Answer::pending(async move {
-                let lookup = async move {
-                    let answer = inner.lookup(&query, &request).resolve().await;
-                    answer.map(Found::Secret)
-                };
-                secret(waiter.wait(lookup).await)
-            })
-        }
+        let ask_alone = || {
+            let (inner, query, request) = (self.inner.clone(), query.clone(), request.clone());
+            async move { inner.lookup(&query, &request).resolve().await }
+        };
+        coalesced(
+            waiter,
+            leader,
+            || self.inner.lookup(query, request),
+            ask_alone,
+            Found::Secret,
+            secret,
+        )
     }
 
     fn serves(&self, hash: HashFunction) -> bool {
