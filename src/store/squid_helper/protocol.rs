@@ -136,7 +136,7 @@ pub(crate) fn parse_reply(line: &[u8], legacy_ha1: bool) -> Option<Reply> {
         (Code::Err, rest)
     } else if let Some(rest) = result_code(line, b"BH") {
         (Code::BrokenHelper, rest)
-    } else if legacy_ha1 && line.len() == 32 && line.iter().all(u8::is_ascii_hexdigit) {
+    } else if legacy_ha1 && line.len() == 32 && crate::syntax::is_hex(line) {
         let ha1 = Zeroizing::new(String::from_utf8_lossy(line).into_owned());
         return Some(Reply {
             code: Code::Ok,
