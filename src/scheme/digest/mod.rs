@@ -260,7 +260,7 @@ impl Scheme for Digest {
         let CredentialsData::Params(params) = credentials.data() else {
             return Err(Verdict::Malformed("digest_not_params"));
         };
-        let mut response = DigestResponse::parse(params).map_err(|(label, bad_request)| {
+        let (response, user) = DigestResponse::parse(params).map_err(|(label, bad_request)| {
             if bad_request {
                 Verdict::BadRequest(label)
             } else {
@@ -287,7 +287,7 @@ impl Scheme for Digest {
             return Err(Verdict::Reject);
         }
         let query = DigestQuery {
-            user: response.take_user(),
+            user,
             realm: self.realm.clone(),
             algorithm: response.algorithm,
         };

@@ -24,7 +24,6 @@ use crate::syntax::{is_hex, AuthParams};
 /// text parameters in one buffer (one allocation per request, not one per parameter).
 #[derive(Clone)]
 pub(crate) struct DigestResponse {
-    pub(crate) user: DigestUser,
     pub(crate) algorithm: Algorithm,
     pub(crate) nc: u32,
     /// `realm`, `nonce`, `uri`, `response` (lowercased), `cnonce` and `nc` as sent, end to end.
@@ -98,11 +97,6 @@ const CNONCE: usize = 4;
 const NC: usize = 5;
 
 impl DigestResponse {
-    /// Moves the user out (into the question for the secrets source), leaving an empty name.
-    pub(crate) fn take_user(&mut self) -> DigestUser {
-        std::mem::replace(&mut self.user, DigestUser::Name(Vec::new()))
-    }
-
     fn part(&self, n: usize) -> &[u8] {
         let start = if n == 0 {
             0
@@ -152,8 +146,9 @@ fn malformed(label: &'static str) -> Refusal {
 }
 
 impl DigestResponse {
-    /// Reads and checks the parameters.
-    pub(crate) fn parse(params: &AuthParams<'_>) -> Result<Self, Refusal> {
+    /// Reads and checks the parameters: the credentials, and the user they name (which goes
+    /// into the question for the secrets source).
+    pub(crate) fn parse(params: &AuthParams<'_>) -> Result<(Self, DigestUser), Refusal> {
         // One pass over the list, each parameter to its slot (names are case-insensitive;
         // the syntax stage has refused a name given twice).
         let mut slots: [Option<&[u8]>; NAMES.len()] = [None; NAMES.len()];
@@ -240,13 +235,15 @@ impl DigestResponse {
         for b in &mut text[start..usize::from(ends[RESPONSE])] {
             *b |= 0x20;
         }
-        Ok(Self {
+        Ok((
+            Self {
+                algorithm,
+                nc,
+                text,
+                ends,
+            },
             user,
-            algorithm,
-            nc,
-            text,
-            ends,
-        })
+        ))
     }
 }
 
@@ -314,7 +311,7 @@ fn decode_ext_value(value: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<DigestResponse, Refusal> {
+    fn parse(text: &str) -> Result<(DigestResponse, DigestUser), Refusal> {
         DigestResponse::parse(&AuthParams::parse(text.as_bytes()).unwrap())
     }
 
@@ -349,17 +346,17 @@ mod tests {
 
     #[test]
     fn a_complete_response_parses() {
-        let r = parse(GOOD).unwrap();
-        assert_eq!(r.user, DigestUser::Name(b"Mufasa".to_vec()));
+        let (r, user) = parse(GOOD).unwrap();
+        assert_eq!(user, DigestUser::Name(b"Mufasa".to_vec()));
         assert_eq!((r.algorithm, r.nc), (Algorithm::Md5, 1));
-        let r = parse(&GOOD.replace("nc=00000001", "nc=0000000A")).unwrap();
+        let (r, _) = parse(&GOOD.replace("nc=00000001", "nc=0000000A")).unwrap();
         assert_eq!(r.response(), b"8ca523f5e9506fed4657c9700eebdbec");
         let upper = GOOD.replace(
             "8ca523f5e9506fed4657c9700eebdbec",
             "8CA523F5E9506FED4657C9700EEBDBEC",
         );
         assert_eq!(
-            parse(&upper).unwrap().response(),
+            parse(&upper).unwrap().0.response(),
             b"8ca523f5e9506fed4657c9700eebdbec"
         );
         assert_eq!((r.nc, r.nc_text()), (10, &b"0000000A"[..]));
@@ -367,12 +364,12 @@ mod tests {
 
     #[test]
     fn username_star_is_rfc_8187() {
-        let r = parse(&GOOD.replace(
+        let (_, user) = parse(&GOOD.replace(
             r#"username="Mufasa""#,
             "username*=UTF-8''J%C3%A4s%C3%B8n%20Doe",
         ))
         .unwrap();
-        assert_eq!(r.user, DigestUser::Name("Jäsøn Doe".as_bytes().to_vec()));
+        assert_eq!(user, DigestUser::Name("Jäsøn Doe".as_bytes().to_vec()));
         for bad in [
             "ISO-8859-1''x",
             "UTF-8'x",
