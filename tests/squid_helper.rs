@@ -23,8 +23,8 @@ use tower_proxy_auth::store::squid_helper::{HelperNotes, SquidHelper, SquidHelpe
 use tower_proxy_auth::{BasicCredentials, Identity, ProxyAuthLayer, Validation, Validator};
 
 use support::{
-    basic_get, basic_status, challenge_params, curl, curl_status, proxy_get, run_example_to_exit,
-    serve, squid_helper, start_proxy, write_script, ExampleProcess, Origin, PROXY,
+    basic_get, basic_status, curl, curl_status, proxy_get, run_example_to_exit, serve,
+    squid_helper, start_proxy, write_script, ExampleProcess, Origin, PROXY,
 };
 
 /// Everything the crate logs in this test binary, to check that no password is ever written.
@@ -201,12 +201,7 @@ async fn digest_file_auth_serves_the_digest_scheme_with_md5_only() {
     // Only MD5 is offered: the helper answers MD5 HA1s alone.
     let first = proxy_get(addr, "http://origin.test/dir/index.html", &[]).await;
     assert_eq!(first.status, 407);
-    let algorithms: Vec<String> = first
-        .header_values("proxy-authenticate")
-        .iter()
-        .map(|c| challenge_params(c)["algorithm"].clone())
-        .collect();
-    assert_eq!(algorithms, ["MD5"]);
+    assert_eq!(first.offered_algorithms(), ["MD5"]);
 
     let digest = |user_password: &'static str| {
         let proxy = format!("http://{addr}");
@@ -743,12 +738,7 @@ async fn digest_file_auth_through_the_example_proxy_with_curl_proxy_digest() {
     // The helper answers MD5 HA1s only, so MD5 alone is offered.
     let first = proxy_get(proxy.addr(), &url, &[]).await;
     assert_eq!(first.status, 407);
-    let algorithms: Vec<String> = first
-        .header_values("proxy-authenticate")
-        .iter()
-        .map(|c| challenge_params(c)["algorithm"].clone())
-        .collect();
-    assert_eq!(algorithms, ["MD5"]);
+    assert_eq!(first.offered_algorithms(), ["MD5"]);
 
     let digest = |user_password: &'static str| {
         let proxy = format!("http://{}", proxy.addr());

@@ -805,6 +805,18 @@ impl RawResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The `algorithm` of each `Proxy-Authenticate` challenge, in order.
+    ///
+    /// # Panics
+    ///
+    /// When a challenge has no `algorithm`.
+    pub fn offered_algorithms(&self) -> Vec<String> {
+        self.header_values("proxy-authenticate")
+            .iter()
+            .map(|c| challenge_params(c)["algorithm"].clone())
+            .collect()
+    }
+
     /// The first Digest challenge for `algorithm` (`SHA-256`) among the `Proxy-Authenticate`
     /// fields, then the `WWW-Authenticate` ones.
     ///
