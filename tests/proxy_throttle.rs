@@ -223,10 +223,7 @@ async fn fifty_users_at_one_address_each_with_one_wrong_password_then_the_right_
             (name, first.status, second.status)
         });
     }
-    let mut seen = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        seen.push(r.expect("a user task"));
-    }
+    let mut seen = tasks.join_all().await;
     seen.sort();
     let expected: Vec<_> = users.iter().map(|(n, _)| (n.clone(), 407, 200)).collect();
     assert_eq!(seen, expected);
@@ -339,10 +336,7 @@ async fn one_guess_per_address(
             }
         });
     }
-    let mut statuses = Vec::with_capacity(count);
-    while let Some(t) = tasks.join_next().await {
-        statuses.extend(t.expect("a guessing task"));
-    }
+    let mut statuses: Vec<u16> = tasks.join_all().await.into_iter().flatten().collect();
     statuses.sort();
     statuses
 }

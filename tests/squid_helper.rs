@@ -423,11 +423,7 @@ async fn users_at_once(
             (i, user.clone(), basic_get(addr, &user, &password).await)
         });
     }
-    let mut done = Vec::with_capacity(n);
-    while let Some(result) = tasks.join_next().await {
-        done.push(result.unwrap());
-    }
-    done
+    tasks.join_all().await
 }
 
 #[tokio::test]
@@ -672,11 +668,7 @@ async fn curls_at_once(
             (i, statuses)
         });
     }
-    let mut done = Vec::with_capacity(n);
-    while let Some(result) = tasks.join_next().await {
-        done.push(result.unwrap());
-    }
-    done
+    tasks.join_all().await
 }
 
 #[tokio::test]
