@@ -20,8 +20,8 @@ use tower_proxy_auth::store::forward_auth::{ForwardAuth, ForwardAuthError, Forwa
 use tower_proxy_auth::{BasicCredentials, Identity, Party, ProxyAuthLayer, Validation, Validator};
 
 use support::{
-    basic, basic_get, basic_status, closed_port, curl, proxy_get, request_head,
-    run_example_to_exit, serve, start_proxy, Origin, RawConn, PROXY,
+    basic, basic_get, basic_status, closed_port, curl, proxy_get, request_head, serve, start_proxy,
+    Origin, RawConn,
 };
 
 /// What the auth service received: method, path and fields of each request.
@@ -547,14 +547,6 @@ fn forward_auth_flags_that_cannot_work_stop_the_proxy_naming_the_flag() {
             "--forward-auth-identity-header: \"not a name\" is not a field name",
         ),
     ] {
-        let mut all = vec!["--listen", "127.0.0.1:0"];
-        all.extend(args.iter().copied());
-        let finished = run_example_to_exit(PROXY, &all, Duration::from_secs(20));
-        assert!(!finished.status.success(), "{args:?} started");
-        assert!(
-            finished.stderr.contains(expected),
-            "{args:?}: {}",
-            finished.stderr
-        );
+        support::assert_proxy_refuses(&args, expected);
     }
 }

@@ -23,8 +23,8 @@ use tower_proxy_auth::store::squid_helper::{HelperNotes, SquidHelper, SquidHelpe
 use tower_proxy_auth::{BasicCredentials, Identity, ProxyAuthLayer, Validation, Validator};
 
 use support::{
-    basic_get, basic_status, curl, curl_status, proxy_get, run_example_to_exit, serve,
-    squid_helper, start_proxy, write_script, ExampleProcess, Origin, PROXY,
+    basic_get, basic_status, curl, curl_status, proxy_get, serve, squid_helper, start_proxy,
+    write_script, ExampleProcess, Origin,
 };
 
 /// Everything the crate logs in this test binary, to check that no password is ever written.
@@ -866,14 +866,6 @@ fn helper_flags_that_cannot_work_stop_the_proxy_naming_the_flag() {
             "--squid-helper cannot be used with --no-auth",
         ),
     ] {
-        let mut all = vec!["--listen", "127.0.0.1:0"];
-        all.extend(args.iter().copied());
-        let finished = run_example_to_exit(PROXY, &all, Duration::from_secs(20));
-        assert!(!finished.status.success(), "{args:?} started");
-        assert!(
-            finished.stderr.contains(expected),
-            "{args:?}: {}",
-            finished.stderr
-        );
+        support::assert_proxy_refuses(&args, expected);
     }
 }

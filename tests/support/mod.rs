@@ -419,6 +419,24 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// Starts the forward proxy ([`PROXY`]) on 127.0.0.1:0 with `args` and checks that it stops
+/// by itself, unsuccessfully, with `expected` in its standard error (a flag that cannot work).
+///
+/// # Panics
+///
+/// When it starts, exits successfully or says something else.
+pub fn assert_proxy_refuses(args: &[&str], expected: &str) {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let finished = run_example_to_exit(PROXY, &all, Duration::from_secs(20));
+    assert!(!finished.status.success(), "{args:?} started");
+    assert!(
+        finished.stderr.contains(expected),
+        "{args:?}: {}",
+        finished.stderr
+    );
+}
+
 /// Runs example `name` with `args` and waits (bounded) for it to exit by itself.
 ///
 /// # Panics
