@@ -56,6 +56,7 @@ pub const DEFAULT_CAPACITY: u64 = 10_000;
 
 /// How a validator built by a builder of this crate is cached (the sources that ask a helper
 /// or a service keep these three settings and apply them when they build their [`Cached`]).
+#[cfg(any(feature = "squid-helper", feature = "forward-auth"))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CacheSettings {
     /// [`Cached::ttl`].
@@ -66,6 +67,7 @@ pub(crate) struct CacheSettings {
     pub(crate) capacity: u64,
 }
 
+#[cfg(any(feature = "squid-helper", feature = "forward-auth"))]
 impl Default for CacheSettings {
     /// [`DEFAULT_TTL`], no negative caching, [`DEFAULT_CAPACITY`].
     fn default() -> Self {
@@ -77,6 +79,7 @@ impl Default for CacheSettings {
     }
 }
 
+#[cfg(any(feature = "squid-helper", feature = "forward-auth"))]
 impl CacheSettings {
     /// `cached` with these settings.
     pub(crate) fn apply<V>(self, cached: Cached<V>) -> Cached<V> {

@@ -45,6 +45,7 @@ pub use crate::outcome::{
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub use blocking::{Blocking, BlockingPool, DEFAULT_MAX_QUEUED_PER_SLOT};
+#[cfg(any(feature = "squid-helper", feature = "forward-auth"))]
 pub(crate) use cached::CacheSettings;
 pub use cached::{
     CacheStats, Cached, DEFAULT_CAPACITY as DEFAULT_CACHE_CAPACITY,
