@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::chars::{is_ows, is_qdtext, is_quoted_pair_char, is_tchar, is_token};
+use super::chars::{is_ows, is_qdtext, is_quoted_pair_char, is_tchar, is_token, qdtext_run};
 use super::SyntaxError;
 
 /// The most parameters one list may hold (Digest credentials use 10 or so).
@@ -281,41 +281,6 @@ fn parse_one(
 
 /// Parses the quoted-string whose opening `"` is at `start`; returns its unescaped content and
 /// the index just after the closing `"`.
-/// How many bytes at the start of `s` are qdtext. Eight bytes at a time as one word (SWAR): a
-/// word's candidate stops (bytes under 0x20, `"`, `\\`, DEL) are found with the usual
-/// borrow tricks, whose lowest flagged byte is exact, so the first stop is its position; a
-/// flagged HTAB (qdtext, but under 0x20) is stepped over one byte at a time.
-fn qdtext_run(s: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each byte of `w` that is zero (exact for the lowest such byte).
-    let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&s[i..i + 8]);
-        let w = u64::from_le_bytes(word);
-        let stops = (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
-            | zero(w ^ (ONES * u64::from(b'"')))
-            | zero(w ^ (ONES * u64::from(b'\\')))
-            | zero(w ^ (ONES * 0x7f));
-        if stops == 0 {
-            i += 8;
-            continue;
-        }
-        let first = i + (stops.trailing_zeros() / 8) as usize;
-        if !is_qdtext(s[first]) {
-            return first;
-        }
-        // An HTAB: go on byte by byte past it.
-        i = first + 1;
-    }
-    while i < s.len() && is_qdtext(s[i]) {
-        i += 1;
-    }
-    i
-}
-
 fn parse_quoted(input: &[u8], start: usize) -> Result<(Cow<'_, [u8]>, usize), SyntaxError> {
     let body = &input[start + 1..];
     // The common case: no quoted-pair, the content is borrowed as is.
@@ -379,43 +344,6 @@ mod tests {
             .iter()
             .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
             .collect()
-    }
-
-    #[test]
-    fn qdtext_run_matches_the_byte_by_byte_rule() {
-        let scalar = |s: &[u8]| s.iter().take_while(|&&b| is_qdtext(b)).count();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        // Mostly plain text with a few of every kind of stop (and HTABs) sprinkled in.
-        let special = [
-            b'"', b'\\', 0x7f, b'\t', b'\r', 0, 0x1f, 0x20, 0x80, 0xff, b'!', b'#',
-        ];
-        for _ in 0..20_000 {
-            let len = (next() % 40) as usize;
-            let text: Vec<u8> = (0..len)
-                .map(|_| {
-                    let r = next();
-                    if r % 7 == 0 {
-                        special[(r >> 8) as usize % special.len()]
-                    } else {
-                        b'a' + (r >> 16) as u8 % 26
-                    }
-                })
-                .collect();
-            assert_eq!(qdtext_run(&text), scalar(&text), "{text:?}");
-        }
-        for b in 0..=255u8 {
-            for at in 0..17 {
-                let mut text = vec![b'x'; 17];
-                text[at] = b;
-                assert_eq!(qdtext_run(&text), scalar(&text), "{b:#04x} at {at}");
-            }
-        }
     }
 
     #[test]
