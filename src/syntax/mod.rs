@@ -25,6 +25,7 @@ pub use params::{AuthParam, AuthParams, MAX_EMPTY_ELEMENTS, MAX_PARAMS};
 pub use writer::ChallengeBuilder;
 
 pub(crate) use chars::{is_ctl, is_hex, is_tchar};
+pub(crate) use writer::{field_value, push_quoted};
 
 /// Why a credentials field value does not follow RFC 9110 §11.4.
 ///

@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use http::HeaderValue;
 
-use super::chars::{is_ctl, is_token};
+use super::chars::{is_ctl, is_token, qdtext_run};
 
 /// Builds one challenge, or one auth-param list, as a [`HeaderValue`].
 ///
@@ -102,10 +102,7 @@ impl ChallengeBuilder {
 
     /// The field value.
     pub fn finish(self) -> HeaderValue {
-        // Every byte written is a valid field-value byte (no CTL but HTAB), so this succeeds;
-        // the fallback keeps it panic-free all the same.
-        HeaderValue::from_maybe_shared(Bytes::from(self.out))
-            .unwrap_or_else(|_| HeaderValue::from_static(""))
+        field_value(self.out)
     }
 
     fn separator(&mut self, name: &str) {
@@ -125,12 +122,20 @@ impl ChallengeBuilder {
     }
 }
 
+/// `out` as a field value, without a copy when its capacity is its length. Every byte the
+/// writers here put in is a valid field-value byte (no CTL but HTAB), so this succeeds; the
+/// fallback (an empty value) keeps it panic-free all the same.
+pub(crate) fn field_value(out: Vec<u8>) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(out))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 /// Appends `value` as a quoted-string: `"` and `\` escaped, control characters but HTAB left out.
 pub(crate) fn push_quoted(out: &mut Vec<u8>, value: &[u8]) {
     out.reserve(value.len() + 2);
     out.push(b'"');
     // The common case: nothing to escape or leave out (qdtext is exactly that), one copy.
-    if value.iter().all(|&b| super::chars::is_qdtext(b)) {
+    if qdtext_run(value) == value.len() {
         out.extend_from_slice(value);
         out.push(b'"');
         return;

@@ -52,7 +52,7 @@ pub use secret::{DigestQuery, DigestSecret, DigestUser, Secret};
 use super::{AttemptKey, Scheme, Setup, Verdict};
 use crate::outcome::{Answer, ValidatorError};
 use crate::secret::ct_eq_bytes;
-use crate::syntax::{ChallengeBuilder, Credentials, CredentialsData};
+use crate::syntax::{field_value, push_quoted, ChallengeBuilder, Credentials, CredentialsData};
 use nonce::{NonceCheck, Nonces, Tracked};
 use response::{names_request_target, DigestResponse};
 
@@ -416,16 +416,19 @@ impl Scheme for Digest {
 
 /// `Proxy-Authentication-Info` / `Authentication-Info` on success (RFC 7616 §3.5):
 /// `rspauth="…", qop=auth, cnonce="…", nc=…`, written into one allocation of the exact
-/// length (unless the cnonce needs escaping).
+/// length (unless the cnonce needs escaping). Written directly rather than through
+/// [`ChallengeBuilder`]: `rspauth` is hex digits and `nc` eight checked hex digits, so only the
+/// cnonce can need quoted-pairs, and this is on the path of every accepted request.
 fn authentication_info(rspauth: &[u8], cnonce: &[u8], nc: &[u8]) -> HeaderValue {
     const FIXED: usize = r#"rspauth="", qop=auth, cnonce="", nc="#.len();
-    ChallengeBuilder::params()
-        .reserve(FIXED + rspauth.len() + cnonce.len() + nc.len())
-        .quoted("rspauth", rspauth)
-        .token("qop", "auth")
-        .quoted("cnonce", cnonce)
-        .token("nc", nc)
-        .finish()
+    let mut out = Vec::with_capacity(FIXED + rspauth.len() + cnonce.len() + nc.len());
+    out.extend_from_slice(b"rspauth=\"");
+    out.extend_from_slice(rspauth);
+    out.extend_from_slice(b"\", qop=auth, cnonce=");
+    push_quoted(&mut out, cnonce);
+    out.extend_from_slice(b", nc=");
+    out.extend_from_slice(nc);
+    field_value(out)
 }
 
 /// The HA1 of an algorithm: as stored for the plain forms; for `-sess`,
