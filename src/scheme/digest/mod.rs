@@ -13,6 +13,8 @@
 //! - **Nonces** ([`NonceKey`]) carry their issue time and are authenticated by an HMAC under
 //!   the key: an altered or forged one is refused (and counted as a failure); an authentic one
 //!   past its lifetime whose response is otherwise right gets a fresh nonce and `stale=true`.
+//!   Nonces issued or verified lately are remembered by their exact text (1,024 slots, 104 KiB
+//!   per layer), so the requests that follow with the same nonce skip its decoding and HMAC.
 //! - **Replays**: each (nonce, nc) is accepted once ([`ReplayStore`]; counts may arrive out of
 //!   order within a window of 128). With a store shared by several instances (for example
 //!   on Redis, `shared::redis` with the cargo feature `redis`), any instance takes any nonce;

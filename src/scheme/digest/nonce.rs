@@ -22,8 +22,8 @@
 //!   failure.
 //! - The tag's first 16 bytes name the nonce in the replay store: no secret material is stored.
 //! - A client sends one nonce with each request until it expires, so nonces this process
-//!   issued or verified are remembered by their text in a bounded table (1,024 slots per
-//!   realm, about 100 KB): the next request with the same text skips the base64 decoding and
+//!   issued or verified are remembered by their text in a bounded table (1,024 slots of 104
+//!   bytes per realm: 104 KiB): the next request with the same text skips the base64 decoding and
 //!   the HMAC. Only a verified text fills a slot, and only the identical text finds it.
 //!
 //! The key is derived from the material given (bytes or a file) by HMAC-SHA-256 with its own
@@ -254,7 +254,7 @@ struct Decoded {
 /// The length of a nonce's text: [`LEN`] bytes in unpadded base64url.
 const TEXT_LEN: usize = (LEN * 4).div_ceil(3);
 
-/// Slots of the table of recently verified nonces: 1,024 × ~100 bytes per realm.
+/// Slots of the table of recently verified nonces: 1,024 × 104 bytes (104 KiB) per realm.
 const VERIFIED_SLOTS: usize = 1024;
 
 /// Nonces this process has issued or verified lately, by their text: a client sends the same
@@ -490,19 +490,63 @@ mod tests {
         // A text that shares the slot of a verified nonce (its tag characters) but differs
         // elsewhere is not vouched for: it verifies in full, and fails.
         let known = issued.last().unwrap();
-        assert!(n.verified.get(known.as_bytes().try_into().unwrap()).is_some());
+        assert!(n
+            .verified
+            .get(known.as_bytes().try_into().unwrap())
+            .is_some());
         let mut forged = known.clone().into_bytes();
         forged[3] = if forged[3] == b'A' { b'B' } else { b'A' };
         assert_eq!(n.check_at(&forged, 1_100_000), NonceCheck::Invalid);
-        assert!(n.verified.get(forged.as_slice().try_into().unwrap()).is_none());
+        assert!(n
+            .verified
+            .get(forged.as_slice().try_into().unwrap())
+            .is_none());
         // A nonce that verified is in the table for the next request.
         let other = nonces(&key, SHARED);
-        assert!(other.verified.get(known.as_bytes().try_into().unwrap()).is_none());
+        assert!(other
+            .verified
+            .get(known.as_bytes().try_into().unwrap())
+            .is_none());
         assert!(matches!(
             other.check_at(known.as_bytes(), 1_100_000),
             NonceCheck::Fresh(..)
         ));
-        assert!(other.verified.get(known.as_bytes().try_into().unwrap()).is_some());
+        assert!(other
+            .verified
+            .get(known.as_bytes().try_into().unwrap())
+            .is_some());
+    }
+
+    #[test]
+    fn threads_sharing_the_table_all_get_the_right_answers() {
+        let key = NonceKey::random().unwrap();
+        let n = nonces(&key, SHARED);
+        let issued: Vec<String> = (0..2_000)
+            .map(|i| n.issue_at(1_000_000 + i, false))
+            .collect();
+        let other = nonces(&NonceKey::random().unwrap(), SHARED);
+        let foreign: Vec<String> = (0..200)
+            .map(|i| other.issue_at(1_000_000 + i, false))
+            .collect();
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let (n, issued, foreign) = (&n, &issued, &foreign);
+                scope.spawn(move || {
+                    for round in 0..3 {
+                        for (i, nonce) in issued.iter().enumerate().skip(t * 7 + round) {
+                            let check = n.check_at(nonce.as_bytes(), 1_100_000);
+                            assert!(
+                                matches!(check, NonceCheck::Fresh(id, _) if id.issued_ms == 1_000_000 + i as u64),
+                                "{i}: {check:?}"
+                            );
+                        }
+                        for nonce in foreign {
+                            assert_eq!(n.check_at(nonce.as_bytes(), 1_100_000), NonceCheck::Invalid);
+                        }
+                    }
+                });
+            }
+        });
     }
 
     #[test]
