@@ -25,6 +25,9 @@
 //!   issued or verified are remembered by their text in a bounded table (1,024 slots of 104
 //!   bytes per realm: 104 KiB): the next request with the same text skips the base64 decoding and
 //!   the HMAC. Only a verified text fills a slot, and only the identical text finds it.
+//!   Every challenge issues nonces into the table, so a flood of requests without credentials
+//!   can push real clients' nonces out: they then verify in full, as without the table (a cost
+//!   in time only, never a different answer).
 //!
 //! The key is derived from the material given (bytes or a file) by HMAC-SHA-256 with its own
 //! label, so the same file can key other things without the keys being related.
@@ -380,6 +383,11 @@ impl Nonces {
                 None => return NonceCheck::Invalid,
             },
         };
+        self.classify(decoded, now_ms)
+    }
+
+    /// What a verified nonce's issue time and instance make of it now.
+    fn classify(&self, decoded: Decoded, now_ms: u64) -> NonceCheck {
         let Decoded {
             id: nonce,
             instance,
@@ -542,6 +550,128 @@ mod tests {
                         }
                         for nonce in foreign {
                             assert_eq!(n.check_at(nonce.as_bytes(), 1_100_000), NonceCheck::Invalid);
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    /// The answer of a full check, without the table: decode, verify the tag, classify.
+    fn full_check(n: &Nonces, text: &[u8], now_ms: u64) -> NonceCheck {
+        <&[u8; TEXT_LEN]>::try_from(text)
+            .ok()
+            .and_then(|t| n.verify(t))
+            .map_or(NonceCheck::Invalid, |d| n.classify(d, now_ms))
+    }
+
+    #[test]
+    fn the_table_answers_as_a_full_check_would() {
+        let key = NonceKey::random().unwrap();
+        let n = nonces(&key, SHARED);
+        // A body of another version with a valid tag.
+        let mut body = [0u8; LEN];
+        body[0] = VERSION + 1;
+        let tag = n.key.tag(&n.realm, &body[..25]);
+        body[25..].copy_from_slice(&tag);
+        let base = [
+            n.issue_at(1_000_000, false).into_bytes(),
+            n.issue_at(1_000_000, true).into_bytes(),
+            n.issue_at(u64::MAX, false).into_bytes(),
+            nonces(&NonceKey::random().unwrap(), SHARED)
+                .issue_at(1_000_000, false)
+                .into_bytes(),
+            URL_SAFE_NO_PAD.encode(body).into_bytes(),
+        ];
+        let mut texts = base.to_vec();
+        for t in &base {
+            for i in 0..t.len() {
+                for b in [
+                    0, b'A', b'B', b'z', b'-', b'_', b'+', b'/', b'=', 0x7f, 0x80, 0xff,
+                ] {
+                    let mut m = t.clone();
+                    m[i] = b;
+                    texts.push(m);
+                }
+            }
+            texts.extend((0..t.len()).map(|k| t[..k].to_vec()));
+            for tail in [&b"="[..], b"A", b"\xff"] {
+                texts.push([t.as_slice(), tail].concat());
+            }
+        }
+        // Twice: the second round answers from the table what it holds.
+        for _ in 0..2 {
+            for t in &texts {
+                for now in [
+                    0,
+                    939_000,
+                    940_001,
+                    1_000_000,
+                    1_300_000,
+                    1_300_001,
+                    u64::MAX,
+                ] {
+                    assert_eq!(
+                        n.check_at(t, now),
+                        full_check(&n, t, now),
+                        "{:?} at {now}",
+                        String::from_utf8_lossy(t)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nonces_sharing_a_slot_with_forgeries_and_a_poisoned_lock() {
+        let key = NonceKey::random().unwrap();
+        let n = nonces(&key, SHARED);
+        let slot_of = |text: &[u8]| {
+            let text: &[u8; TEXT_LEN] = text.try_into().unwrap();
+            let at = n.verified.slot(text) as *const _ as usize;
+            (at - n.verified.slots.as_ptr() as usize) / std::mem::size_of_val(&n.verified.slots[0])
+        };
+        // Two real nonces in one slot.
+        let mut by_slot = std::collections::HashMap::<usize, String>::new();
+        let (a, b, slot) = loop {
+            let t = n.issue_at(1_000_000, false);
+            let s = slot_of(t.as_bytes());
+            if let Some(first) = by_slot.insert(s, t.clone()) {
+                break (first, t, s);
+            }
+        };
+        // Forgeries in the same slot: `a` changed outside the characters the slot is read from.
+        let forged: Vec<Vec<u8>> = (0..TEXT_LEN - 10)
+            .chain(TEXT_LEN - 2..TEXT_LEN)
+            .map(|i| {
+                let mut m = a.clone().into_bytes();
+                m[i] = if m[i] == b'A' { b'B' } else { b'A' };
+                assert_eq!(slot_of(&m), slot);
+                m
+            })
+            .collect();
+        // A panic while the slot's lock is held poisons it; the table goes on answering.
+        let _ = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _held = n.verified.slots[slot].lock();
+                    panic!("poisons the slot's lock");
+                })
+                .join()
+        });
+        assert!(n.verified.slots[slot].is_poisoned());
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        for t in [&a, &b] {
+                            let fresh = n.check_at(t.as_bytes(), 1_000_001);
+                            assert!(matches!(fresh, NonceCheck::Fresh(..)), "{fresh:?}");
+                            let late = n.check_at(t.as_bytes(), 1_400_000);
+                            assert!(matches!(late, NonceCheck::Expired(_)), "{late:?}");
+                        }
+                        for f in &forged {
+                            assert_eq!(n.check_at(f, 1_000_001), NonceCheck::Invalid);
                         }
                     }
                 });
