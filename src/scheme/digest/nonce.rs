@@ -259,6 +259,7 @@ const TEXT_LEN: usize = (LEN * 4).div_ceil(3);
 
 /// Slots of the table of recently verified nonces: 1,024 × 104 bytes (104 KiB) per realm.
 const VERIFIED_SLOTS: usize = 1024;
+const _: () = assert!(VERIFIED_SLOTS.is_power_of_two());
 
 /// Nonces this process has issued or verified lately, by their text: a client sends the same
 /// nonce with every request until it expires, and a hit skips the base64 decoding and the
@@ -285,7 +286,8 @@ impl Verified {
         let mut word = [0u8; 8];
         word.copy_from_slice(&text[TEXT_LEN - 10..TEXT_LEN - 2]);
         let mixed = u64::from_le_bytes(word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        &self.slots[(mixed >> 54) as usize % self.slots.len()]
+        // The product's top bits, as many as index the slots (a power of two).
+        &self.slots[(mixed >> (64 - VERIFIED_SLOTS.trailing_zeros())) as usize % self.slots.len()]
     }
 
     fn get(&self, text: &[u8; TEXT_LEN]) -> Option<Decoded> {
@@ -355,11 +357,9 @@ impl Nonces {
         let tag = self.key.tag(&self.realm, &bytes[..25]);
         bytes[25..].copy_from_slice(&tag);
         let text = URL_SAFE_NO_PAD.encode(bytes);
-        if let Ok(known) = <[u8; TEXT_LEN]>::try_from(text.as_bytes()) {
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&tag);
-            let id = NonceId { id, issued_ms };
-            self.verified.put(&known, Decoded { id, instance });
+        if let Ok(known) = <&[u8; TEXT_LEN]>::try_from(text.as_bytes()) {
+            let id = NonceId { id: tag, issued_ms };
+            self.verified.put(known, Decoded { id, instance });
         }
         text
     }
