@@ -77,6 +77,11 @@ pub(crate) fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// The length of the run of bytes at the start of `s` for which `class` holds.
+pub(crate) fn span(s: &[u8], class: impl Fn(u8) -> bool) -> usize {
+    s.iter().position(|&b| !class(b)).unwrap_or(s.len())
+}
+
 /// How many bytes at the start of `s` are qdtext. Eight bytes at a time as one word (SWAR): a
 /// word's candidate stops (bytes under 0x20, `"`, `\\`, DEL) are found with the usual
 /// borrow tricks, whose lowest flagged byte is exact, so the first stop is its position; a

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use super::chars::{is_ows, is_tchar, is_token68_char, trim_ows};
+use super::chars::{is_ows, is_tchar, is_token68_char, span, trim_ows};
 use super::params::AuthParams;
 use super::SyntaxError;
 
@@ -117,11 +117,6 @@ impl fmt::Debug for CredentialsData<'_> {
             Self::Params(p) => f.debug_tuple("Params").field(p).finish(),
         }
     }
-}
-
-/// The length of the run of bytes at the start of `s` for which `class` holds.
-fn span(s: &[u8], class: impl Fn(u8) -> bool) -> usize {
-    s.iter().position(|&b| !class(b)).unwrap_or(s.len())
 }
 
 /// Parses one credentials field value (RFC 9110 §11.4), with no knowledge of any scheme.

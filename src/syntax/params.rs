@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::chars::{is_ows, is_qdtext, is_quoted_pair_char, is_tchar, is_token, qdtext_run};
+use super::chars::{is_ows, is_qdtext, is_quoted_pair_char, is_tchar, is_token, qdtext_run, span};
 use super::SyntaxError;
 
 /// The most parameters one list may hold (Digest credentials use 10 or so).
@@ -128,18 +128,17 @@ impl<'a> AuthParams<'a> {
         // Room for Digest's dozen parameters in one allocation.
         let mut params: Vec<AuthParam<'a>> = Vec::with_capacity(12);
         let mut empty = 0;
+        let mut seen = 0u64;
         let mut i = 0;
         // `#element` allows whitespace before the first element only ahead of a comma
         // (`[ element ] *( OWS "," OWS [ element ] )`, RFC 9110 §5.6.1).
-        let lead = input.iter().take_while(|&&b| is_ows(b)).count();
+        let lead = skip_ows(input, 0);
         if lead > 0 && input.get(lead).is_some_and(|&b| b != b',') {
             return Err(SyntaxError::InvalidParam);
         }
         loop {
             // One element: OWS [ auth-param ] OWS, then "," or the end.
-            while i < input.len() && is_ows(input[i]) {
-                i += 1;
-            }
+            i = skip_ows(input, i);
             if i == input.len() {
                 if params.is_empty() {
                     return Err(SyntaxError::InvalidParam);
@@ -156,20 +155,24 @@ impl<'a> AuthParams<'a> {
             }
             // Only after a comma can an element be the start of a second credentials.
             let (param, next) = parse_one(input, i, i > 0)?;
-            if params
-                .iter()
-                .any(|p| p.name.eq_ignore_ascii_case(param.name))
+            // Names are compared only when their fingerprints collide: one bit of `seen` per
+            // fingerprint, so a list of distinct names (every list but a malformed one) costs
+            // no comparison in the common case.
+            let bit = 1u64 << name_fingerprint(param.name);
+            if seen & bit != 0
+                && params
+                    .iter()
+                    .any(|p| p.name.eq_ignore_ascii_case(param.name))
             {
                 return Err(SyntaxError::DuplicateParam);
             }
+            seen |= bit;
             if params.len() == MAX_PARAMS {
                 return Err(SyntaxError::TooManyParams);
             }
             params.push(param);
             i = next;
-            while i < input.len() && is_ows(input[i]) {
-                i += 1;
-            }
+            i = skip_ows(input, i);
             match input.get(i) {
                 None => break,
                 Some(b',') => i += 1,
@@ -215,6 +218,33 @@ impl fmt::Display for AuthParams<'_> {
     }
 }
 
+/// The index of the first byte at or after `i` that is not OWS (SP or HTAB), or the end.
+#[inline]
+fn skip_ows(input: &[u8], mut i: usize) -> usize {
+    // Most calls stop at once, on a byte above SP: one comparison decides them.
+    while let Some(&b) = input.get(i) {
+        if b > b' ' || !is_ows(b) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// The index of the first byte at or after `i` that is not a `tchar`, or the end.
+#[inline]
+fn tchar_end(input: &[u8], i: usize) -> usize {
+    i + span(input.get(i..).unwrap_or_default(), is_tchar)
+}
+
+/// A number under 64 that names equal but for ASCII case share (from the length and the first
+/// and last letters, lowercased); Digest's ten parameter names all differ by it.
+fn name_fingerprint(name: &[u8]) -> u32 {
+    let lower = |b: Option<&u8>| u32::from(b.map_or(0, |b| b | 0x20));
+    // (The length is reduced first: no sum can overflow, whatever the name's size.)
+    (lower(name.first()) * 31 + lower(name.last()) * 7 + (name.len() % 64) as u32) % 64
+}
+
 /// Parses `token BWS "=" BWS ( token / quoted-string )` at `start`; returns it and the index
 /// just after it.
 fn parse_one(
@@ -222,18 +252,13 @@ fn parse_one(
     start: usize,
     after_comma: bool,
 ) -> Result<(AuthParam<'_>, usize), SyntaxError> {
-    let mut i = start;
-    while i < input.len() && is_tchar(input[i]) {
-        i += 1;
-    }
+    let mut i = tchar_end(input, start);
     if i == start {
         return Err(SyntaxError::InvalidParam);
     }
     let name = &input[start..i];
     let after_name = i;
-    while i < input.len() && is_ows(input[i]) {
-        i += 1;
-    }
+    i = skip_ows(input, i);
     if input.get(i) != Some(&b'=') {
         // `token 1*SP` followed by more: the start of another credentials, as when two field
         // lines were joined with a comma.
@@ -248,9 +273,7 @@ fn parse_one(
         return Err(SyntaxError::InvalidParam);
     }
     i += 1;
-    while i < input.len() && is_ows(input[i]) {
-        i += 1;
-    }
+    i = skip_ows(input, i);
     if input.get(i) == Some(&b'"') {
         let (value, next) = parse_quoted(input, i)?;
         return Ok((
@@ -263,9 +286,7 @@ fn parse_one(
         ));
     }
     let value_start = i;
-    while i < input.len() && is_tchar(input[i]) {
-        i += 1;
-    }
+    i = tchar_end(input, i);
     if i == value_start {
         return Err(SyntaxError::InvalidParam);
     }
@@ -406,6 +427,40 @@ mod tests {
         let many: Vec<String> = (0..=MAX_PARAMS).map(|n| format!("p{n}=1")).collect();
         assert_eq!(parse(&many.join(",")).err(), Some(TooManyParams));
         assert!(parse(&many[..MAX_PARAMS].join(",")).is_ok());
+    }
+
+    #[test]
+    fn names_of_one_fingerprint_are_compared_in_full() {
+        // Same length, first and last letters: one fingerprint, different names.
+        assert_eq!(name_fingerprint(b"axb"), name_fingerprint(b"AYB"));
+        assert_eq!(
+            parse("axb=1, ayb=2, azb=3").unwrap(),
+            pairs(&[("axb", "1"), ("ayb", "2"), ("azb", "3")])
+        );
+        assert_eq!(
+            parse("axb=1, ayb=2, AYB=3").err(),
+            Some(SyntaxError::DuplicateParam)
+        );
+        // Digest's names all differ by fingerprint (so its lists compare no names).
+        let names = [
+            "username",
+            "realm",
+            "nonce",
+            "uri",
+            "algorithm",
+            "response",
+            "qop",
+            "nc",
+            "cnonce",
+            "userhash",
+        ];
+        let mut prints: Vec<u32> = names
+            .iter()
+            .map(|n| name_fingerprint(n.as_bytes()))
+            .collect();
+        prints.sort_unstable();
+        prints.dedup();
+        assert_eq!(prints.len(), names.len());
     }
 
     #[test]

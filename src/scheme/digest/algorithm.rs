@@ -133,91 +133,28 @@ impl HashFunction {
     /// `H(parts joined by ":")` in lowercase hex (RFC 7616 §3.4.1's `H(a ":" b ...)`), as a
     /// secret: zeroized when dropped (an HA1 is a password equivalent).
     pub fn hex(self, parts: &[&[u8]]) -> Hex {
-        // `H(a ":" b ":" c)` is `c` hashed after the prefix `a ":" b ":"`.
-        match parts.split_last() {
-            Some((last, init)) => self.start(init).finish_secret(last),
-            None => self.start(&[]).finish_secret(b""),
-        }
-    }
-
-    /// `H(parts joined by ":")` in lowercase hex, for a value that is not secret (`HA2`, a
-    /// `response`, an `rspauth`: each is sent in the clear), so nothing is zeroized.
-    pub(crate) fn digits(self, parts: &[&[u8]]) -> Digits {
-        match parts.split_last() {
-            Some((last, init)) => self.start(init).finish(last),
-            None => self.start(&[]).finish(b""),
+        match self {
+            Self::Md5 => secret_hex::<Md5>(parts),
+            Self::Sha256 => secret_hex::<Sha256>(parts),
+            Self::Sha512_256 => secret_hex::<Sha512_256>(parts),
         }
     }
 }
 
-/// A hash in progress over `H(a ":" b ...)`: a shared prefix hashed once, then finished with
-/// different endings (a response and its `rspauth` share everything up to `HA2`).
-#[derive(Clone)]
-pub(crate) enum Hashing {
-    Md5(Md5),
-    Sha256(Sha256),
-    Sha512_256(Sha512_256),
-}
-
-impl HashFunction {
-    /// A hash of this function with `parts` in, each followed by `:`.
-    pub(crate) fn start(self, parts: &[&[u8]]) -> Hashing {
-        use sha2::Digest as _;
-        let mut hashing = match self {
-            Self::Md5 => Hashing::Md5(Md5::new()),
-            Self::Sha256 => Hashing::Sha256(Sha256::new()),
-            Self::Sha512_256 => Hashing::Sha512_256(Sha512_256::new()),
-        };
-        for part in parts {
-            hashing.update(part);
-            hashing.update(b":");
+/// `H(parts joined by ":")` with `D`, in hex; the raw digest is zeroized, and the hex is when
+/// it is dropped.
+fn secret_hex<D: sha2::Digest>(parts: &[&[u8]]) -> Hex {
+    let mut d = D::new();
+    for (n, part) in parts.iter().enumerate() {
+        if n > 0 {
+            d.update(b":");
         }
-        hashing
+        d.update(part);
     }
-}
-
-impl Hashing {
-    fn update(&mut self, bytes: &[u8]) {
-        use sha2::Digest as _;
-        match self {
-            Self::Md5(d) => d.update(bytes),
-            Self::Sha256(d) => d.update(bytes),
-            Self::Sha512_256(d) => d.update(bytes),
-        }
-    }
-
-    /// The hash of what went in and then `last`, in hex; for values sent in the clear.
-    pub(crate) fn finish(mut self, last: &[u8]) -> Digits {
-        use sha2::Digest as _;
-        self.update(last);
-        let mut digits = Digits {
-            digits: [0; Hex::MAX_LEN],
-            len: 0,
-        };
-        match self {
-            Self::Md5(d) => digits.set(&d.finalize()),
-            Self::Sha256(d) => digits.set(&d.finalize()),
-            Self::Sha512_256(d) => digits.set(&d.finalize()),
-        }
-        digits
-    }
-
-    /// The hash of what went in and then `last`, in hex, as a secret: the raw digest is
-    /// zeroized, and the hex is when it is dropped.
-    pub(crate) fn finish_secret(mut self, last: &[u8]) -> Hex {
-        fn hex_of<D: sha2::Digest>(d: D) -> Hex {
-            let mut raw = d.finalize();
-            let hex = Hex::of(&raw);
-            zeroize::Zeroize::zeroize(raw.as_mut_slice());
-            hex
-        }
-        self.update(last);
-        match self {
-            Self::Md5(d) => hex_of(d),
-            Self::Sha256(d) => hex_of(d),
-            Self::Sha512_256(d) => hex_of(d),
-        }
-    }
+    let mut raw = d.finalize();
+    let hex = Hex::of(&raw);
+    zeroize::Zeroize::zeroize(raw.as_mut_slice());
+    hex
 }
 
 /// The two lowercase hex digits of every byte, built at compile time.
@@ -251,8 +188,11 @@ pub(crate) struct Digits {
 }
 
 impl Digits {
-    fn set(&mut self, raw: &[u8]) {
-        self.len = write_hex(raw, &mut self.digits);
+    /// The hex of a raw digest (at most [`Hex::MAX_LEN`] digits).
+    pub(crate) fn of(raw: &[u8]) -> Self {
+        let mut digits = [0; Hex::MAX_LEN];
+        let len = write_hex(raw, &mut digits);
+        Self { digits, len }
     }
 
     /// The hex digits.

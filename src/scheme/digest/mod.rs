@@ -45,8 +45,8 @@ use http::request::Parts;
 use http::HeaderValue;
 use subtle::ConstantTimeEq;
 
+use algorithm::Digits;
 pub use algorithm::{Algorithm, HashFunction, Hex, UnknownAlgorithm};
-use algorithm::{Digits, Hashing};
 pub use nonce::{NonceId, NonceKey, NonceKeyError, DEFAULT_NONCE_LIFETIME, MIN_KEY_BYTES};
 pub use replay::{MemoryReplayStore, ReplayStore, ReplayVerdict, DEFAULT_REPLAY_CAPACITY};
 pub use secret::{DigestQuery, DigestSecret, DigestUser, Secret};
@@ -341,28 +341,29 @@ impl Scheme for Digest {
             ),
         };
         let ha1 = session_ha1(r.algorithm, ha1, r.nonce(), r.cnonce());
-        let responses = Responses::start(hash, &ha1, r.nonce(), r.nc_text(), r.cnonce());
+        // Only an accepted response gets `rspauth`: right, with a fresh nonce.
+        let fresh = matches!(attempt.nonce, NonceCheck::Fresh(..));
+        let known = u8::from(identity.is_some()).ct_eq(&1);
+        let method = attempt.method.as_str().as_bytes();
+        let (right, rspauth) = match hash {
+            HashFunction::Md5 => check::<md5::Md5>(&ha1, r, method, known, fresh),
+            HashFunction::Sha256 => check::<sha2::Sha256>(&ha1, r, method, known, fresh),
+            HashFunction::Sha512_256 => check::<sha2::Sha512_256>(&ha1, r, method, known, fresh),
+        };
         drop(ha1);
-        let expected = responses.finish(hash, attempt.method.as_str().as_bytes(), r.uri());
-        let right =
-            ct_eq_bytes(expected.as_bytes(), r.response()) & u8::from(identity.is_some()).ct_eq(&1);
-        let Some(identity) = identity.filter(|_| bool::from(right)) else {
+        let Some(identity) = identity.filter(|_| right) else {
             return Answer::Ready(Verdict::Reject);
         };
-        let (id, tracked) = match attempt.nonce {
-            NonceCheck::Fresh(id, tracked) => (id, tracked),
+        let (id, tracked, rspauth) = match (attempt.nonce, rspauth) {
+            (NonceCheck::Fresh(id, tracked), Some(rspauth)) => (id, tracked, rspauth),
             // Right response, old or foreign nonce: a fresh one, without asking the user.
-            NonceCheck::Expired(_) | NonceCheck::Foreign(_) => {
+            (NonceCheck::Expired(_) | NonceCheck::Foreign(_), _) => {
                 return Answer::Ready(Verdict::Stale)
             }
-            NonceCheck::Invalid => return Answer::Ready(Verdict::Reject),
+            // An invalid nonce (a fresh one always has its `rspauth` here).
+            _ => return Answer::Ready(Verdict::Reject),
         };
-        // RFC 7616 §3.5: `rspauth` is the response with an empty method.
-        let info = authentication_info(
-            responses.finish(hash, b"", r.uri()).as_bytes(),
-            r.cnonce(),
-            r.nc_text(),
-        );
+        let info = authentication_info(rspauth.as_bytes(), r.cnonce(), r.nc_text());
         let store = match tracked {
             Tracked::Shared => self.replay(),
             Tracked::Here => self.here.as_ref(),
@@ -448,6 +449,25 @@ fn session_ha1<'a>(
     }
 }
 
+/// Whether `response` is right (compared in constant time, and only for a `known` user), and
+/// when it is and the nonce is `fresh`, the `rspauth` to send (RFC 7616 §3.5). Generic over the
+/// hash so that each algorithm's state is hashed and copied at its own size, with no dispatch
+/// per update.
+fn check<D: sha2::Digest + Clone>(
+    ha1: &Hex,
+    r: &DigestResponse,
+    method: &[u8],
+    known: subtle::Choice,
+    fresh: bool,
+) -> (bool, Option<Digits>) {
+    let responses = Responses::<D>::start(ha1, r.nonce(), r.nc_text(), r.cnonce());
+    let expected = responses.finish(method, r.uri());
+    let right = bool::from(ct_eq_bytes(expected.as_bytes(), r.response()) & known);
+    // `rspauth` is the response with an empty method.
+    let rspauth = (right && fresh).then(|| responses.finish(b"", r.uri()));
+    (right, rspauth)
+}
+
 /// `response` for `qop=auth` (RFC 7616 §3.4.1):
 /// `H(HA1 ":" nonce ":" nc ":" cnonce ":" "auth" ":" H(method ":" uri))`.
 #[cfg(test)]
@@ -460,21 +480,46 @@ fn response_hex(
     method: &[u8],
     uri: &[u8],
 ) -> Digits {
-    Responses::start(hash, ha1, nonce, nc, cnonce).finish(hash, method, uri)
+    fn of<D: sha2::Digest + Clone>(
+        ha1: &Hex,
+        [nonce, nc, cnonce, method, uri]: [&[u8]; 5],
+    ) -> Digits {
+        Responses::<D>::start(ha1, nonce, nc, cnonce).finish(method, uri)
+    }
+    let parts = [nonce, nc, cnonce, method, uri];
+    match hash {
+        HashFunction::Md5 => of::<md5::Md5>(ha1, parts),
+        HashFunction::Sha256 => of::<sha2::Sha256>(ha1, parts),
+        HashFunction::Sha512_256 => of::<sha2::Sha512_256>(ha1, parts),
+    }
 }
 
-/// The part of `response` that does not depend on the method, hashed once: the response to
-/// check and its `rspauth` (the same with an empty method, RFC 7616 §3.5) finish it apart.
-struct Responses(Hashing);
+/// The part of `response` that does not depend on the method, hashed once with `D`: the
+/// response to check and its `rspauth` (the same with an empty method, RFC 7616 §3.5) finish
+/// it apart.
+struct Responses<D>(D);
 
-impl Responses {
-    fn start(hash: HashFunction, ha1: &Hex, nonce: &[u8], nc: &[u8], cnonce: &[u8]) -> Self {
-        Self(hash.start(&[ha1.as_bytes(), nonce, nc, cnonce, b"auth"]))
+impl<D: sha2::Digest + Clone> Responses<D> {
+    /// `H(HA1 ":" nonce ":" nc ":" cnonce ":" "auth" ":"` so far.
+    fn start(ha1: &Hex, nonce: &[u8], nc: &[u8], cnonce: &[u8]) -> Self {
+        let mut d = D::new();
+        for part in [ha1.as_bytes(), nonce, nc, cnonce, b"auth"] {
+            d.update(part);
+            d.update(b":");
+        }
+        Self(d)
     }
 
-    fn finish(&self, hash: HashFunction, method: &[u8], uri: &[u8]) -> Digits {
-        let ha2 = hash.digits(&[method, uri]);
-        self.0.clone().finish(ha2.as_bytes())
+    /// The response for `method` and `uri`: the prefix, then `H(method ":" uri)` in hex.
+    fn finish(&self, method: &[u8], uri: &[u8]) -> Digits {
+        let mut ha2 = D::new();
+        ha2.update(method);
+        ha2.update(b":");
+        ha2.update(uri);
+        let ha2 = Digits::of(&ha2.finalize());
+        let mut d = self.0.clone();
+        d.update(ha2.as_bytes());
+        Digits::of(&d.finalize())
     }
 }
 
