@@ -194,7 +194,7 @@ fn ask<S: Scheme, V: Answers<S>>(
     request: &Parts,
 ) -> Answer<Step> {
     match validator.answer(scheme.question(&attempt), request) {
-        Answer::Ready(reply) => match scheme.conclude(&attempt, reply) {
+        Answer::Ready(reply) => match conclude(&**scheme, &attempt, reply, &mut ticket) {
             Answer::Ready(verdict) => {
                 let user = scheme.attempt_key(&attempt).user;
                 finish(verdict, ticket, scheme.name(), user)
@@ -223,12 +223,29 @@ fn ask<S: Scheme, V: Answers<S>>(
             let scheme = scheme.clone();
             Answer::pending(async move {
                 let reply = reply.await;
-                let verdict = scheme.conclude(&attempt, reply).resolve().await;
+                let verdict = conclude(&*scheme, &attempt, reply, &mut ticket)
+                    .resolve()
+                    .await;
                 let user = scheme.attempt_key(&attempt).user;
                 finish(verdict, ticket, scheme.name(), user).resolve().await
             })
         }
     }
+}
+
+/// The scheme's conclusion; one that goes pending has checked the credentials already
+/// (see [`Scheme::conclude`]), so the ticket's attempt stops counting in flight.
+fn conclude<S: Scheme>(
+    scheme: &S,
+    attempt: &S::Attempt,
+    reply: S::Reply,
+    ticket: &mut Option<Ticket>,
+) -> Answer<Verdict> {
+    let concluding = scheme.conclude(attempt, reply);
+    if let (Answer::Pending(_), Some(ticket)) = (&concluding, ticket.as_mut()) {
+        ticket.checked();
+    }
+    concluding
 }
 
 /// Records the verdict with the throttle and makes the step.

@@ -580,13 +580,13 @@ async fn throttle_memory_stays_fixed_under_a_flood_of_user_names() {
     }
     // Fixed tables: 4,000 names later, the same size (the familiar pairs only grow with
     // successes).
-    assert_eq!(bytes, 1_441_792, "{bytes}");
+    assert_eq!(bytes, 1_572_864, "{bytes}");
     let (status, _, _) = get(addr, &[("proxy-authorization", &basic("alice", "s3cret"))]).await;
     assert_eq!(status, 200);
 }
 
-#[tokio::test]
-async fn concurrent_guesses_against_a_slow_validator_cannot_overrun_the_throttle() {
+/// A validator that takes 300 ms to say no, and how often it was asked.
+fn slow_reject() -> (impl Validator, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
     let slow = from_async_fn(move |_: BasicCredentials, _: &Parts| {
@@ -596,6 +596,12 @@ async fn concurrent_guesses_against_a_slow_validator_cannot_overrun_the_throttle
             Ok::<_, Infallible>(Decision::Reject)
         }
     });
+    (slow, calls)
+}
+
+#[tokio::test]
+async fn concurrent_guesses_against_a_slow_validator_cannot_overrun_the_throttle() {
+    let (slow, calls) = slow_reject();
     let throttle = FailureThrottle::new(3, std::time::Duration::from_secs(60));
     let layer = ProxyAuthLayer::builder(slow)
         .throttle(throttle)
@@ -655,4 +661,79 @@ async fn a_success_does_not_clear_the_failures_counted_for_a_user() {
     // Her successes do not reset the per-user count: the fourth guess is refused; her familiar
     // address keeps working throughout.
     assert_eq!(codes, [407, 200, 407, 200, 407, 200, 429, 200]);
+}
+
+/// Guesses sent all at once, `(user, client address)` each, against a validator that takes
+/// 300 ms to say no; the statuses, sorted, and how often the validator was asked.
+async fn guesses_in_flight(
+    throttle: FailureThrottle,
+    guesses: Vec<(String, [u8; 4])>,
+) -> (Vec<u16>, usize) {
+    let (slow, calls) = slow_reject();
+    let layer = ProxyAuthLayer::builder(slow)
+        .throttle(throttle)
+        .build()
+        .expect("layer");
+    let addr = serve(layer).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (user, from)) in guesses.into_iter().enumerate() {
+        tasks.spawn(async move {
+            let creds = basic(&user, &format!("guess-{i}"));
+            get_with(&client_from(from), addr, &[("proxy-authorization", &creds)])
+                .await
+                .0
+                .as_u16()
+        });
+    }
+    let mut statuses = tasks.join_all().await;
+    statuses.sort_unstable();
+    (statuses, calls.load(Ordering::SeqCst))
+}
+
+/// 5 of the 20 guesses reached the validator (407), the other 15 got 429 without it.
+fn five_of_twenty_checked((statuses, calls): (Vec<u16>, usize)) {
+    let mut expected = vec![407; 5];
+    expected.extend([429; 15]);
+    assert_eq!(statuses, expected);
+    assert_eq!(calls, 5);
+}
+
+#[tokio::test]
+async fn guesses_in_flight_at_once_from_20_addresses_get_no_more_than_the_user_limit() {
+    // Per-user limit 5; 20 guesses at alice from 127.0.2.0 to 127.0.2.19, all in flight at
+    // once: the attempts in flight count toward the limit, so 5 reach the validator and the
+    // other 15 get 429 without it.
+    let throttle = FailureThrottle::new(3, std::time::Duration::from_secs(60)).per_user(5);
+    let guesses = (0..20)
+        .map(|i| ("alice".to_owned(), [127, 0, 2, i]))
+        .collect();
+    five_of_twenty_checked(guesses_in_flight(throttle, guesses).await);
+}
+
+#[tokio::test]
+async fn guesses_in_flight_at_once_at_20_users_get_no_more_than_the_address_limit() {
+    // Per-address limit 5 (and room for 50 slow checks per address, so none is shed); 20
+    // guesses from 127.0.3.1 at 20 names, all in flight at once: 5 reach the validator.
+    let throttle = FailureThrottle::new(3, std::time::Duration::from_secs(60))
+        .per_address(5)
+        .max_pending_per_address(50);
+    let guesses = (0..20)
+        .map(|i| (format!("user{i}"), [127, 0, 3, 1]))
+        .collect();
+    five_of_twenty_checked(guesses_in_flight(throttle, guesses).await);
+}
+
+#[tokio::test]
+async fn guesses_in_flight_against_a_store_given_to_the_throttle_get_no_more_than_the_limit() {
+    // As above with the per-user limit, the counts in a `MemoryThrottleStore` passed in with
+    // `store` (a store that answers at once, like the default one).
+    let store =
+        tower_proxy_auth::throttle::MemoryThrottleStore::new(std::time::Duration::from_secs(60));
+    let throttle = FailureThrottle::new(3, std::time::Duration::from_secs(60))
+        .per_user(5)
+        .store(store);
+    let guesses = (0..20)
+        .map(|i| ("alice".to_owned(), [127, 0, 4, i]))
+        .collect();
+    five_of_twenty_checked(guesses_in_flight(throttle, guesses).await);
 }

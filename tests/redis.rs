@@ -761,3 +761,78 @@ async fn keys_follow_the_documented_layout_hold_no_secret_and_memory_is_as_docum
     kinds.dedup();
     assert_eq!(kinds, ["familiar", "nonce", "since", "window"], "{keys:?}");
 }
+
+/// Requests at once whose admissions each wait a Redis round trip: none is refused for the
+/// others waiting beside it (the attempts in flight count once the store has answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_good_requests_each_waiting_for_redis_gets_200_every_time() {
+    let redis = RedisServer::start();
+    let a = instance_on(&stores(&redis).await, throttle_of(10)).await;
+    // 40 Digest requests at once (nc 1 to 40, one nonce) and 100 Basic ones before any
+    // success from that address: each reads the counts from Redis before it is checked.
+    let nonce = challenge(a).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for nc in 1..=40 {
+        let credentials = digest(&nonce, nc);
+        tasks.spawn(async move {
+            (
+                "digest",
+                get(a, Some("10.9.0.1"), Some(&credentials)).await.status,
+            )
+        });
+    }
+    for _ in 0..100 {
+        let credentials = basic("bob", b"bob's password");
+        tasks.spawn(async move {
+            (
+                "basic",
+                get(a, Some("10.9.0.2"), Some(&credentials)).await.status,
+            )
+        });
+    }
+    let mut statuses = tasks.join_all().await;
+    statuses.sort_unstable();
+    let mut expected = vec![("basic", 200); 100];
+    expected.extend([("digest", 200); 40]);
+    assert_eq!(statuses, expected);
+}
+
+/// A familiar pair that Redis lost (a restart without persistence, an eviction) is written
+/// back by the next attempt from it, not only at the instance's next refresh.
+#[tokio::test]
+async fn a_familiar_pair_redis_lost_is_written_back_by_the_next_attempt() {
+    let redis = RedisServer::start();
+    let a = instance_on(&stores(&redis).await, throttle()).await;
+    let familiar = || {
+        redis
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(&format!("{PREFIX}:th:fam:")))
+            .collect::<Vec<_>>()
+    };
+    let eventually = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        async move {
+            while familiar().is_empty() == want {
+                assert!(Instant::now() < deadline, "familiar keys: {:?}", familiar());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let right = basic("alice", ALICE.as_bytes());
+    assert_eq!(get(a, Some("10.0.0.1"), Some(&right)).await.status, 200);
+    eventually(true).await;
+    for key in familiar() {
+        redis.cli(&["DEL", &key]);
+    }
+    assert!(familiar().is_empty());
+    // A Digest success (no fast path: its attempt reads the counts from Redis).
+    let nonce = challenge(a).await;
+    assert_eq!(
+        get(a, Some("10.0.0.1"), Some(&digest(&nonce, 1)))
+            .await
+            .status,
+        200
+    );
+    eventually(true).await;
+}

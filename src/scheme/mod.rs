@@ -90,6 +90,11 @@ pub trait Scheme: Send + Sync + 'static {
     /// records the nonce count in a replay store that may be remote). What it needs of the
     /// request it took into the attempt in [`prepare`](Self::prepare): the validator may answer
     /// after the request has moved on.
+    ///
+    /// A [`Answer::Pending`] conclusion is taken to have checked the credentials already and
+    /// to wait only on bookkeeping (as Digest's replay record does, for a right response): the
+    /// failure throttle stops counting the attempt among those in flight when it is returned.
+    /// Its verdict is still recorded when it arrives.
     fn conclude(&self, attempt: &Self::Attempt, reply: Self::Reply) -> Answer<Verdict>;
 
     /// Appends this scheme's challenges (one field line each) for a 401/407. `stale` is true

@@ -46,11 +46,6 @@ impl Now {
         }
     }
 
-    /// The window's number (for other tables that age by window).
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
     fn previous(&self) -> u64 {
         self.epoch.wrapping_sub(1) & EPOCH_MASK
     }

@@ -120,11 +120,17 @@ pub const DEFAULT_FAMILIAR_CAPACITY: u64 = 65_536;
 /// | failures per address | 2 × 2^13 × 8 = 128 KiB |
 /// | failures per user | 2 × 2^15 × 8 = 512 KiB |
 /// | recently failed credentials | 2^15 × 8 = 256 KiB |
+/// | familiar pairs refreshed lately | 2^14 × 8 = 128 KiB |
 /// | familiar (user, address) pairs | at most 65,536 entries, about 100 bytes each (6.5 MB) |
 ///
 /// Familiar pairs are only made by successes, which an attacker cannot make without the
 /// password, so that table is a bounded cache; a pair dropped from it (a deployment with more
 /// than 65,536 active pairs) only loses its exemption from the per-user limit.
+///
+/// A success refreshes its pair's familiar time at most once per sixteenth of it (every 10.5
+/// hours of the default 7 days), so a pair stays familiar for at least 7/8 of that time after
+/// its last success, and a client that succeeds again and again (every Digest request) costs
+/// one look-up of a fixed table, not a write to the familiar cache each time.
 pub struct MemoryThrottleStore {
     window: Duration,
     pair: Counters,
@@ -132,6 +138,9 @@ pub struct MemoryThrottleStore {
     user: Counters,
     stale: RecentSet,
     familiar: Cache<u128, ()>,
+    /// Familiar pairs refreshed in this or the previous `refresh_every`.
+    refreshed: RecentSet,
+    refresh_every: Duration,
 }
 
 impl MemoryThrottleStore {
@@ -152,13 +161,19 @@ impl MemoryThrottleStore {
                 .max_capacity(capacity)
                 .time_to_live(familiar_for.max(Duration::from_secs(1)))
                 .build(),
+            refreshed: RecentSet::new(14),
+            refresh_every: (familiar_for / 16).max(Duration::from_millis(1)),
         }
     }
 
     /// Bytes held by the fixed tables (the familiar pairs come on top, at most about 100
     /// bytes each).
     pub fn table_bytes(&self) -> usize {
-        self.pair.bytes() + self.addr.bytes() + self.user.bytes() + self.stale.bytes()
+        self.pair.bytes()
+            + self.addr.bytes()
+            + self.user.bytes()
+            + self.stale.bytes()
+            + self.refreshed.bytes()
     }
 
     fn now(&self) -> Now {
@@ -202,10 +217,23 @@ impl MemoryThrottleStore {
             }
             Event::Success => {
                 if keys.addr.is_some() {
-                    self.familiar.insert(keys.pair, ());
+                    self.remember_familiar(keys.pair);
                 }
             }
         }
+    }
+
+    /// Makes the (user, address) `pair` familiar after a success, unless it was made so in
+    /// this or the previous sixteenth of the familiar time and is still held: `true` when it
+    /// was (re)made familiar now, `false` when it was left as it was.
+    pub(crate) fn remember_familiar(&self, pair: u128) -> bool {
+        let now = Now::at(super::now_ms(), self.refresh_every);
+        if self.refreshed.contains(pair, &now) && self.familiar.contains_key(&pair) {
+            return false;
+        }
+        self.refreshed.insert(pair, &now);
+        self.familiar.insert(pair, ());
+        true
     }
 }
 
@@ -231,5 +259,41 @@ impl fmt::Debug for MemoryThrottleStore {
             .field("table_bytes", &self.table_bytes())
             .field("familiar", &self.familiar.entry_count())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_familiar_pair_is_refreshed_once_per_sixteenth_of_its_time() {
+        // Familiar for 160 ms: refreshed at most once per 10 ms.
+        let store = MemoryThrottleStore::with_familiar(
+            Duration::from_secs(60),
+            Duration::from_millis(160),
+            100,
+        );
+        let keys = AttemptKeys {
+            user: 1 | (2 << 64),
+            addr: Some(3 | (4 << 64)),
+            pair: 5 | (6 << 64),
+            credential: None,
+        };
+        assert!(!store.standing_now(&keys).familiar);
+        assert!(store.remember_familiar(keys.pair), "the first success");
+        assert!(!store.remember_familiar(keys.pair), "refreshed just now");
+        store.record_now(&keys, Event::Success);
+        assert!(store.standing_now(&keys).familiar);
+        // Two refresh intervals later the next success refreshes it again.
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(store.remember_familiar(keys.pair));
+        assert!(store.standing_now(&keys).familiar);
+        // A pair that left the cache is made familiar again at its next success, refreshed
+        // lately or not.
+        store.familiar.invalidate(&keys.pair);
+        assert!(!store.standing_now(&keys).familiar);
+        assert!(store.remember_familiar(keys.pair));
+        assert!(store.standing_now(&keys).familiar);
     }
 }

@@ -69,7 +69,7 @@
 //! | `{prefix}:th:user:{window}` | 2 × 2^15 u32 (256 KiB) | the same |
 //! | `{prefix}:th:addr:{window}` | 2 × 2^13 u32 (64 KiB) | the same |
 //! | `{prefix}:th:cred:{window}` | 2^15 slots of an 8-byte fingerprint (256 KiB) | the same |
-//! | `{prefix}:th:fam:{pair tag, 32 hex}` | `1` | 7 days after the pair's last first success ([`RedisThrottleStore::familiar_for`]) |
+//! | `{prefix}:th:fam:{pair tag, 32 hex}` | `1` | 7 days after the pair's last refresh: its first success, then at most one refresh per sixteenth of that time (10.5 hours) per instance ([`RedisThrottleStore::familiar_for`]) |
 //!
 //! `{window}` is the number of the window since the Unix epoch (Unix time / window length),
 //! from each instance's clock.

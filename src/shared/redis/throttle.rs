@@ -94,12 +94,12 @@ return 1
 /// | request | Redis round trips, waited for |
 /// |---|---|
 /// | credentials that succeeded from this address on this instance and have not failed since (the steady state) | none: the throttle's own fast path |
-/// | other credentials, accepted | one read (`EVALSHA`, read-only); the address becomes familiar in a write no request waits for |
+/// | other credentials, accepted | one read (`EVALSHA`, read-only); the address becomes familiar in a write no request waits for, made at most once per sixteenth of the familiar time per pair and instance |
 /// | other credentials, refused | one read and one write |
 /// | no credentials, malformed credentials | none |
 ///
 /// Every count is also kept in this process's memory (a [`MemoryThrottleStore`] of its own,
-/// about 1.4 MiB): a standing is the stricter of the two, and **when Redis cannot be reached**
+/// about 1.5 MiB): a standing is the stricter of the two, and **when Redis cannot be reached**
 /// (down, slow past the timeout, out of memory) the throttle counts on in memory alone (as if
 /// this instance were the only one) without waiting: the first call that finds Redis out of
 /// reach waits at most the timeout, the next ones are not tried until a probe, at most once a
@@ -243,8 +243,10 @@ impl Inner {
             .saturating_mul(3)
     }
 
-    fn read(&self, keys: &AttemptKeys) -> Option<impl std::future::Future<Output = Standing>> {
-        let local = self.local.standing_now(keys);
+    fn read(
+        self: &Arc<Self>,
+        keys: &AttemptKeys,
+    ) -> Option<impl std::future::Future<Output = Standing>> {
         if !self.link.admit() {
             return None;
         }
@@ -260,10 +262,16 @@ impl Inner {
         let link = self.link.clone();
         let window = self.window;
         let has_addr = keys.addr.is_some();
+        let (inner, keys) = (Arc::clone(self), *keys);
         Some(async move {
             let mut conn = link.conn();
             let work = async move { invocation.invoke_async::<Vec<i64>>(&mut conn).await };
-            match link.call("the throttle's standing script", work).await {
+            let reply = link.call("the throttle's standing script", work).await;
+            // This instance's own counts, read once Redis has answered: they include every
+            // failure recorded here while the answer was on its way (a failure is recorded
+            // here before its attempt stops counting in flight).
+            let local = inner.local.standing_now(&keys);
+            match reply {
                 Ok(values) if values.len() == 14 => {
                     let mut standing = local;
                     standing.pair = stricter(local.pair, count(&values[0..4], into, window));
@@ -271,6 +279,12 @@ impl Inner {
                     standing.addr = stricter(local.addr, count(&values[8..12], into, window));
                     standing.stale_credential |= values[12] == 1;
                     standing.familiar |= has_addr && values[13] == 1;
+                    // Familiar here but not on Redis (lost in a restart without persistence, an
+                    // eviction, a failed write): written back now rather than at this
+                    // instance's next refresh, up to 2/16 of the familiar time away.
+                    if has_addr && local.familiar && values[13] != 1 {
+                        inner.write_familiar(keys.pair);
+                    }
                     standing
                 }
                 Ok(_) => {
@@ -309,7 +323,8 @@ impl Inner {
         })
     }
 
-    fn remember_familiar(&self, pair: u128) {
+    /// Makes `pair` familiar on Redis, in a write no request waits for.
+    fn write_familiar(&self, pair: u128) {
         if !self.link.admit() {
             return;
         }
@@ -341,14 +356,16 @@ impl ThrottleStore for RedisThrottleStore {
     }
 
     fn record(&self, keys: &AttemptKeys, event: Event) -> Answer<Result<(), ValidatorError>> {
+        if event == Event::Success {
+            // Written to Redis when this instance refreshed it (at most once per sixteenth of
+            // the familiar time per pair).
+            if keys.addr.is_some() && self.inner.local.remember_familiar(keys.pair) {
+                self.inner.write_familiar(keys.pair);
+            }
+            return Answer::Ready(Ok(()));
+        }
         self.inner.local.record_now(keys, event);
         match event {
-            Event::Success => {
-                if keys.addr.is_some() {
-                    self.inner.remember_familiar(keys.pair);
-                }
-                Answer::Ready(Ok(()))
-            }
             Event::Shed if keys.addr.is_none() => Answer::Ready(Ok(())),
             _ => match self.inner.write(keys, event) {
                 Some(writing) => Answer::pending(async move {
