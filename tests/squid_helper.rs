@@ -291,8 +291,10 @@ async fn digest_file_auth_answers_channel_ids_natively() {
 /// (Squid 5.7) relays each read of a helper's stdout as a whole reply, and `basic_ncsa_auth`
 /// writes a reply in pieces (`write("ERR ")`, `write("Wrong password")`, `write("\n")`, as
 /// strace shows), so through helper-mux its replies come back split and tagged with the
-/// channel-IDs of other requests. The validator reads those as garbage (503, the child
-/// restarted), never as an answer; the script writes each reply in one piece.
+/// channel-IDs of other requests. The validator reads a line that holds another request's
+/// channel-ID as garbage (503, the child restarted), never as an answer (see
+/// `replies_mixed_up_by_helper_mux_are_503_never_another_users_ok`); the script writes each
+/// reply in one piece.
 #[tokio::test]
 async fn channel_ids_through_helper_mux() {
     let dir = tempfile::tempdir().unwrap();
@@ -325,8 +327,65 @@ async fn channel_ids_through_helper_mux() {
     assert_eq!(helper.get_ref().stats().spawned, 1);
 }
 
+/// What helper-mux writes when a helper answers in pieces (`ERR `, `Wrong password`, `\n`)
+/// and each piece is read apart: helper-mux hands the helper the next request after each
+/// read, so the pieces of the first reply go out tagged with three channel-IDs, and the
+/// helper's `OK` to the right password goes out tagged with the channel-ID of the next
+/// request, a wrong password. The script reads three requests and writes exactly that.
+const MIXED_UP: &str = r#"
+read -r a ua pa; read -r b ub pb; read -r c uc pc
+right=; wrong=
+for req in "$a $pa" "$b $pb" "$c $pc"; do
+  set -- $req
+  if [ "$2" = right ]; then right=$1; else wrong="$wrong $1"; fi
+done
+set -- $wrong
+printf '%s ERR %s Wrong password%s \n' "$1" "$right" "$2"
+printf '%s OK \n' "$2"
+printf '%s ERR %s Wrong password%s \n' "$2" "$2" "$2"
+exec sleep 600
+"#;
+
+/// The mix-up above, written by a script so that it happens every time: the line that holds
+/// the channel-IDs of other requests in flight is refused as garbage before the misdirected
+/// `OK` is read, so all three requests get 503 and the wrong password never gets 200.
+#[tokio::test]
+async fn replies_mixed_up_by_helper_mux_are_503_never_another_users_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path(), "mixed-up.sh", MIXED_UP);
+    let helper = SquidHelper::new("sh")
+        .arg(&script)
+        .children(1)
+        .concurrency(4)
+        .timeout(Duration::from_secs(20))
+        .basic()
+        .unwrap();
+    let addr = start(ProxyAuthLayer::new(helper.clone())).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (user, password) in [("user-0", "bad"), ("user-1", "right"), ("user-2", "bad")] {
+        tasks.spawn(async move { (user, basic_get(addr, user, password).await.0) });
+    }
+    let mut got = tasks.join_all().await;
+    got.sort();
+    assert_eq!(
+        got,
+        [("user-0", 503), ("user-1", 503), ("user-2", 503)],
+        "{}",
+        helper_lines()
+    );
+    assert!(
+        helper_lines().contains("mixed up its replies"),
+        "{}",
+        helper_lines()
+    );
+    let stats = helper.get_ref().stats();
+    assert_eq!((stats.garbage, stats.answered), (1, 0));
+}
+
 /// helper-mux over `basic_ncsa_auth`, whose replies it splits (see above): whatever it makes
 /// of them, a wrong password is never allowed and a reply that cannot be read is a 503.
+/// (Before channel-IDs were unique and looked for inside reply lines, CI saw `user6` with a
+/// wrong password get 200 here.)
 #[tokio::test]
 async fn helper_mux_over_basic_ncsa_auth_never_allows_a_wrong_password() {
     let dir = tempfile::tempdir().unwrap();

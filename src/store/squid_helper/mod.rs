@@ -164,6 +164,16 @@ impl SquidHelper {
     /// request at a time without channel-IDs (helpers such as `basic_ncsa_auth`); M ≥ 1
     /// prefixes each request with a channel-ID and sends up to M at once (helpers that support
     /// it, or any helper wrapped by Squid's `helper-mux`).
+    ///
+    /// Channel-IDs have nine digits and are not reused while a child runs (Squid 4 and later
+    /// number requests too, so helpers take them). A non-concurrent helper is better run as
+    /// several [`children`](Self::children) than behind `helper-mux`: helper-mux (Squid 5.7)
+    /// tags each read of a helper's output with the channel-ID the helper holds at that
+    /// moment, and Squid's own helpers write a reply in pieces, so it can tag one user's `OK`
+    /// with another request's channel-ID. A reply line that holds the channel-ID of another
+    /// request in flight, which such a mix-up always writes before any misdirected reply, is
+    /// taken as garbage: the child is restarted and every request in flight on it answered
+    /// 503 (`tests/squid_helper.rs`).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;
         self

@@ -102,7 +102,8 @@ pub struct HelperStats {
     pub exited: u64,
     /// Children killed because a request waited longer than the timeout.
     pub timed_out: u64,
-    /// Children killed because they wrote a line that is not a reply.
+    /// Children killed because they wrote a line that is not a reply, or a reply line that
+    /// holds the channel-ID of another request in flight (replies mixed up).
     pub garbage: u64,
     /// Processes that could not be started.
     pub spawn_failed: u64,
@@ -268,6 +269,8 @@ enum Failure {
     Exited(Option<std::process::ExitStatus>),
     Timeout(Duration),
     Garbage(usize),
+    /// A reply line held the channel-ID of another request in flight.
+    Mixed,
     Io(std::io::Error),
 }
 
@@ -282,6 +285,10 @@ impl fmt::Display for Failure {
             Self::Garbage(len) => {
                 write!(f, "wrote a line that is not a helper reply ({len} bytes)")
             }
+            Self::Mixed => f.write_str(
+                "mixed up its replies (a reply line held the channel-ID of another request \
+                 in flight, as helper-mux writes when a helper answers in pieces)",
+            ),
             Self::Io(e) => write!(f, "pipe error: {e}"),
         }
     }
@@ -386,6 +393,8 @@ fn spawn(config: &PoolConfig) -> std::io::Result<Child> {
 struct InFlight {
     reply: oneshot::Sender<Result<Reply, ValidatorError>>,
     deadline: Instant,
+    /// The channel-ID it was written with (0 without channel-IDs).
+    channel: u32,
 }
 
 /// Serves one process until it fails or the pool goes away.
@@ -403,6 +412,7 @@ async fn serve(mut child: Child, shared: &Arc<Shared>, queue: &Mutex<mpsc::Recei
     let mut replies = LineReader::new(stdout, MAX_REPLY_BYTES);
     let slots = config.concurrency.max(1);
     let mut inflight: Vec<Option<InFlight>> = (0..slots).map(|_| None).collect();
+    let mut channels = protocol::ChannelIds::new();
     let mut answered = false;
     let mut closing = false;
     let failure = loop {
@@ -433,15 +443,20 @@ async fn serve(mut child: Child, shared: &Arc<Shared>, queue: &Mutex<mpsc::Recei
                 if job.reply.is_closed() {
                     continue; // its caller went away while it waited
                 }
-                let Some(id) = inflight.iter().position(Option::is_none) else {
+                let Some(slot) = inflight.iter().position(Option::is_none) else {
                     let _ = job.reply.send(Err(shared.unavailable("no free slot")));
                     continue;
                 };
+                let channel = if config.concurrency > 0 {
+                    channels.next(|id| find(&inflight, id).is_some())
+                } else {
+                    0
+                };
                 let deadline = Instant::now() + config.timeout;
-                inflight[id] = Some(InFlight { reply: job.reply, deadline });
+                inflight[slot] = Some(InFlight { reply: job.reply, deadline, channel });
                 let wrote = tokio::time::timeout(
                     config.timeout,
-                    write_request(&mut stdin, config.concurrency > 0, id, &job.line),
+                    write_request(&mut stdin, config.concurrency > 0, channel, &job.line),
                 )
                 .await;
                 match wrote {
@@ -454,7 +469,7 @@ async fn serve(mut child: Child, shared: &Arc<Shared>, queue: &Mutex<mpsc::Recei
     };
     match &failure {
         Failure::Timeout(_) => &shared.stats.timed_out,
-        Failure::Garbage(_) => &shared.stats.garbage,
+        Failure::Garbage(_) | Failure::Mixed => &shared.stats.garbage,
         _ => &shared.stats.exited,
     }
     .fetch_add(1, Relaxed);
@@ -486,13 +501,13 @@ async fn next_job(queue: &Mutex<mpsc::Receiver<Job>>) -> Option<Job> {
 
 async fn write_request(
     stdin: &mut ChildStdin,
-    channel: bool,
-    id: usize,
+    with_channel: bool,
+    channel: u32,
     line: &[u8],
 ) -> std::io::Result<()> {
     let mut out = Zeroizing::new(Vec::with_capacity(line.len() + 12));
-    if channel {
-        out.extend_from_slice(id.to_string().as_bytes());
+    if with_channel {
+        out.extend_from_slice(channel.to_string().as_bytes());
         out.push(b' ');
     }
     out.extend_from_slice(line);
@@ -501,20 +516,37 @@ async fn write_request(
     stdin.flush().await
 }
 
+/// The slot of the request in flight with channel-ID `channel`.
+fn find(inflight: &[Option<InFlight>], channel: u32) -> Option<usize> {
+    inflight
+        .iter()
+        .position(|f| f.as_ref().is_some_and(|f| f.channel == channel))
+}
+
 /// Hands a reply line to the request it answers.
+///
+/// With channel-IDs, a line that holds the channel-ID of another request in flight is
+/// garbage: pieces of replies were tagged with the wrong requests (see
+/// [`protocol::ChannelIds`]), and which answer belongs to which request can no longer be
+/// known.
 fn settle(inflight: &mut [Option<InFlight>], line: &[u8], shared: &Shared) -> Result<(), Failure> {
     let config = &shared.config;
-    let (id, rest) = if config.concurrency > 0 {
-        protocol::split_channel(line).ok_or(Failure::Garbage(line.len()))?
+    let (slot, rest) = if config.concurrency > 0 {
+        let (channel, rest) = protocol::split_channel(line).ok_or(Failure::Garbage(line.len()))?;
+        // A reply to nothing: the helper and this side no longer agree on what it answers.
+        let slot = find(inflight, channel).ok_or(Failure::Garbage(line.len()))?;
+        if protocol::ids_inside(rest).any(|id| id != channel && find(inflight, id).is_some()) {
+            return Err(Failure::Mixed);
+        }
+        (slot, rest)
     } else {
         (0, line)
     };
-    let Some(job) = inflight.get_mut(id).and_then(Option::take) else {
-        // A reply to nothing: the helper and this side no longer agree on what it answers.
+    let Some(job) = inflight.get_mut(slot).and_then(Option::take) else {
         return Err(Failure::Garbage(line.len()));
     };
     let Some(reply) = protocol::parse_reply(rest, config.legacy_ha1) else {
-        inflight[id] = Some(job); // answered unavailable with the others
+        inflight[slot] = Some(job); // answered unavailable with the others
         return Err(Failure::Garbage(line.len()));
     };
     shared.stats.answered.fetch_add(1, Relaxed);

@@ -7,7 +7,9 @@
 //! - A Digest request is `"user":"realm"` (`src/auth/digest/UserRequest.cc`), written raw, as
 //!   Squid does: a user name holding `"` or a control character cannot be sent at all.
 //! - With `concurrency`, a channel-ID (a decimal number and a space) starts each request and
-//!   its reply.
+//!   its reply. Ours have nine digits and are not reused while a child runs (Squid 4 and later
+//!   number requests too): a channel-ID of another request inside a reply line shows that
+//!   replies were mixed up ([`ChannelIds`]).
 //! - A reply is `OK`, `ERR` or `BH`, then `key=value` pairs (a value is a token, URL-escaped,
 //!   or a quoted string with `\` escapes), then free text; as Squid's `Helper::Reply` reads it
 //!   (`src/helper/Reply.cc`). A Digest helper of before Squid 3.4 answers the bare HA1.
@@ -80,13 +82,71 @@ pub(crate) fn digest_request(user: &[u8], realm: &[u8]) -> Option<Zeroizing<Vec<
 }
 
 /// The channel-ID and the rest of a reply line, or `None` when it does not start with one.
-pub(crate) fn split_channel(line: &[u8]) -> Option<(usize, &[u8])> {
+pub(crate) fn split_channel(line: &[u8]) -> Option<(u32, &[u8])> {
     let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 9 || line.get(digits) != Some(&b' ') {
         return None;
     }
-    let id = std::str::from_utf8(&line[..digits]).ok()?.parse().ok()?;
-    Some((id, &line[digits + 1..]))
+    Some((decimal(&line[..digits]), &line[digits + 1..]))
+}
+
+/// The value of at most nine ASCII digits.
+fn decimal(digits: &[u8]) -> u32 {
+    digits.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0'))
+}
+
+/// The channel-IDs one child's requests carry: 100000000, 100000001, … 999999999, then
+/// around again, so each has nine digits and none recurs within 900 million requests.
+///
+/// Why: Squid's `helper-mux` (a Perl script of Squid 5.7 that lets a non-concurrent helper
+/// take channel-IDs) prints each *read* of a helper's stdout as a reply, tagged with the
+/// channel-ID that helper holds at that moment, and hands the helper its next request as soon
+/// as one read came back. A helper that writes a reply in pieces, as every Squid helper built
+/// on `SEND_OK`/`SEND_ERR` does (`write("OK ")`, `write("\n")`), can so have its answer to
+/// one request tagged with the channel-ID of the next: a wrong password would get another
+/// user's `OK`. The first piece tagged wrong always lands inside a reply line before any
+/// whole reply goes astray, so a line that holds the channel-ID of another request in flight
+/// ([`ids_inside`]) is garbage: the child is restarted and every request on it answered 503.
+/// With short IDs (Squid 3's 0, 1, 2…) such a tag could not be told from a digit in a
+/// message.
+#[derive(Debug)]
+pub(crate) struct ChannelIds {
+    next: u32,
+}
+
+impl ChannelIds {
+    const FIRST: u32 = 100_000_000;
+    const LAST: u32 = 999_999_999;
+
+    pub(crate) fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+
+    /// The next ID for which `taken` is false.
+    pub(crate) fn next(&mut self, taken: impl Fn(u32) -> bool) -> u32 {
+        loop {
+            let id = self.next;
+            self.next = if id == Self::LAST {
+                Self::FIRST
+            } else {
+                id + 1
+            };
+            if !taken(id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// Every nine digits followed by a space inside `text`: where a channel-ID of ours would
+/// stand if `helper-mux` had tagged a piece of a reply with it (see [`ChannelIds`]).
+pub(crate) fn ids_inside(text: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    text.iter()
+        .enumerate()
+        .filter(|&(end, &b)| b == b' ' && end >= 9)
+        .map(|(end, _)| &text[end - 9..end])
+        .filter(|digits| digits.iter().all(u8::is_ascii_digit))
+        .map(decimal)
 }
 
 /// A reply's result code.
@@ -351,8 +411,42 @@ mod tests {
     fn channel_ids() {
         assert_eq!(split_channel(b"12 OK"), Some((12, &b"OK"[..])));
         assert_eq!(split_channel(b"0 ERR x"), Some((0, &b"ERR x"[..])));
+        assert_eq!(
+            split_channel(b"999999999 OK"),
+            Some((999_999_999, &b"OK"[..]))
+        );
         assert_eq!(split_channel(b"OK"), None);
         assert_eq!(split_channel(b"12OK"), None);
         assert_eq!(split_channel(b"99999999999 OK"), None);
+        assert_eq!(split_channel(b"1234567890 OK"), None);
+    }
+
+    #[test]
+    fn channel_ids_have_nine_digits_and_skip_those_taken() {
+        let mut ids = ChannelIds::new();
+        assert_eq!(ids.next(|_| false), 100_000_000);
+        assert_eq!(ids.next(|id| id == 100_000_001), 100_000_002);
+        ids.next = ChannelIds::LAST;
+        assert_eq!(ids.next(|_| false), 999_999_999);
+        assert_eq!(ids.next(|_| false), 100_000_000);
+    }
+
+    #[test]
+    fn ids_inside_a_line_mixed_up_by_helper_mux() {
+        // helper-mux's output when pieces of one reply were read under three channel-IDs.
+        let line = b"ERR 100000001 Wrong password100000002 ";
+        let found: Vec<u32> = ids_inside(line).collect();
+        assert_eq!(found, [100_000_001, 100_000_002]);
+        // After a digit of the message, the last nine digits before the space.
+        let found: Vec<u32> = ids_inside(b"ERR code 7100000003 ").collect();
+        assert_eq!(found, [100_000_003]);
+        for clean in [
+            &b"OK "[..],
+            b"ERR Wrong password",
+            b"OK user=12345678 x",
+            b"100000004",
+        ] {
+            assert_eq!(ids_inside(clean).count(), 0, "{clean:?}");
+        }
     }
 }
