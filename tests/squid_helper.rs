@@ -928,3 +928,174 @@ fn helper_flags_that_cannot_work_stop_the_proxy_naming_the_flag() {
         support::assert_proxy_refuses(&args, expected);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Requests that could make a helper answer one request with another's reply (found by a
+// hostile review of the channel-ID check).
+
+/// helper-mux reads its stdin 40960 bytes at a time and dispatches every piece between line
+/// feeds as a request, keeping no leftover. Were more than 40960 bytes of requests waiting in
+/// its stdin (Perl still starting, or helper-mux slower than the requests, with long lines and
+/// `concurrency` ≥ 6), one read could end inside a line: here right before the line feed of the
+/// sixth request. The next read would start with that line feed, an empty piece that
+/// helper-mux hands a new helper as an empty line, leaving that helper free and without a
+/// channel-ID; the next request (`user-1`, right password) would go to it and get the answer
+/// to the empty line (ERR), and its own OK would go out under the channel-ID of the request
+/// helper-mux hands that helper next: `user-0`, with a wrong password. Every line would hold
+/// its own channel-ID only. So a child is written a request only while what is in flight on it
+/// leaves room for a longest line within 40960 bytes: the sixth request waits for a reply.
+/// (Before that rule, `user-0` was allowed here every time.)
+#[tokio::test]
+async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_another_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("passwd");
+    // `pad` hashes slowly (bcrypt cost 12) so that its helpers stay busy; user-1 less (cost 10),
+    // which leaves time for user-0's request to reach the free helper. The pads have user
+    // names of 8000 bytes and passwords of 170-odd (crypt() refuses a password over 512 bytes
+    // at once, and basic_ncsa_auth reads its file in lines of 8 KB too).
+    for (i, (user, password, cost)) in [
+        ("user-0", "right0", "4"),
+        ("user-1", "right", "10"),
+        ("pad", "p", "12"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut args: Vec<&OsStr> = vec![OsStr::new("-b"), OsStr::new("-B"), OsStr::new("-C")];
+        args.push(OsStr::new(cost));
+        if i == 0 {
+            args.push(OsStr::new("-c"));
+        }
+        args.extend([file.as_os_str(), OsStr::new(user), OsStr::new(password)]);
+        htpasswd(&args);
+    }
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let pad_hash = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pad:"))
+        .unwrap()
+        .to_owned();
+    let long_name = "a".repeat(8000);
+    text.push_str(&format!("{long_name}:{pad_hash}\n"));
+    std::fs::write(&file, text).unwrap();
+    let helper = SquidHelper::new(squid_helper("helper-mux"))
+        .arg(squid_helper("basic_ncsa_auth"))
+        .arg(&file);
+    let helper = helper
+        .children(1)
+        .concurrency(8)
+        .credentials_ttl(Duration::ZERO)
+        .basic()
+        .unwrap();
+    let parts = request_parts();
+    // The helper itself, not its cache: each check is written to the child at once, in order.
+    let check = |user: &str, password: &str| {
+        helper
+            .get_ref()
+            .validate(&BasicCredentials::new(user, password).unwrap(), &parts)
+    };
+    // Lines "1000000NN aaa… ppp…\n" of 8190, 8190, 8190, 8190 and 8181 bytes (40941), then
+    // "100000005 pad wrong" (19): the first read ends right before that line feed.
+    let mut pads = Vec::new();
+    for password in [178, 178, 178, 178, 169] {
+        pads.push(check(&long_name, &"p".repeat(password)));
+    }
+    pads.push(check("pad", "wrong"));
+    let right = check("user-1", "right").resolve().await;
+    // user-1's helper is free again, and the only free one: the next request goes to it.
+    let wrong = check("user-0", "bad").resolve().await;
+    // helper-mux may still split a reply into pieces (a 503, see above), never move it.
+    use tower_proxy_auth::Decision::{Allow, Reject};
+    assert!(
+        matches!(wrong, Ok(Reject) | Err(_)) && matches!(right, Ok(Allow(_)) | Err(_)),
+        "user-0 (wrong password): {wrong:?}; user-1 (right password): {right:?}\n{}",
+        helper_lines()
+    );
+    for pad in pads {
+        let pad = pad.resolve().await;
+        assert!(matches!(pad, Ok(Reject) | Err(_)), "{pad:?}");
+    }
+}
+
+/// `digest_file_auth` reads with `fgets(buf, 8196)`: a request line of a longer user name
+/// would be answered twice, the second time for the tail of the line, which the client wrote.
+/// With channel-IDs that tail could start with the channel-ID of the next request and name a
+/// user whose HA1 the attacker knows (their own): `alice`'s lookup would get `mallory`'s HA1,
+/// and a response computed with mallory's password would be accepted as alice (it was, every
+/// time, before Digest request lines were held to the length Basic ones are). Such a name is
+/// now never sent: an unknown user. (The helper starts 0.5 s late here so that both requests
+/// are written before it answers; a busy helper or a restart does the same.)
+#[tokio::test]
+async fn a_digest_user_name_too_long_for_one_helper_line_is_never_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("digest");
+    let alice = support::digest_hex("MD5", &[b"alice", b"proxy", b"alice's secret"]);
+    let mallory = support::digest_hex("MD5", &[b"mallory", b"proxy", b"mallory-pw"]);
+    std::fs::write(
+        &file,
+        format!("alice:proxy:{alice}\nmallory:proxy:{mallory}\n"),
+    )
+    .unwrap();
+    let command = format!(
+        "sleep 0.5; exec {} -c {}",
+        squid_helper("digest_file_auth").display(),
+        file.display()
+    );
+    let secrets = SquidHelper::new("sh")
+        .arg("-c")
+        .arg(command)
+        .children(1)
+        .concurrency(4)
+        .digest()
+        .unwrap();
+    let layer = ProxyAuthLayer::offering(Digest::new(), secrets)
+        .realm("proxy")
+        .build()
+        .unwrap();
+    let addr = start(layer).await;
+    let url = "http://origin.test/";
+    let challenge = proxy_get(addr, url, &[]).await.digest_challenge("MD5");
+    let nonce = support::challenge_params(&challenge)["nonce"].clone();
+    let header = |user: &str, ha1: &str, nc: &str| {
+        let ha2 = support::digest_hex("MD5", &[b"GET", url.as_bytes()]);
+        let response = support::digest_hex(
+            "MD5",
+            &[
+                ha1.as_bytes(),
+                nonce.as_bytes(),
+                nc.as_bytes(),
+                b"c",
+                b"auth",
+                ha2.as_bytes(),
+            ],
+        );
+        format!(
+            "Digest username=\"{user}\", realm=\"proxy\", nonce=\"{nonce}\", uri=\"{url}\", \
+             algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c\", response=\"{response}\""
+        )
+    };
+    // `100000000 "XXX…` is 8195 bytes: fgets stops there; the rest is
+    // `100000001 mallory":"proxy"`.
+    let long = format!("{}100000001 mallory", "X".repeat(8195 - 10 - 1));
+    let first = {
+        let value = header(&long, &mallory, "00000001");
+        tokio::spawn(async move { proxy_get(addr, url, &[("Proxy-Authorization", &value)]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = proxy_get(
+        addr,
+        url,
+        &[(
+            "Proxy-Authorization",
+            &header("alice", &mallory, "00000002"),
+        )],
+    )
+    .await;
+    let first = first.await.unwrap();
+    assert_eq!(
+        (first.status, second.status),
+        (407, 407),
+        "{}",
+        helper_lines()
+    );
+}

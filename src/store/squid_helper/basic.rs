@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::request::Parts;
 
 use super::pool::{HelperStats, Pool};
-use super::protocol::{self, Code, Reply, MAX_REQUEST_BYTES};
+use super::protocol::{self, Code, Reply};
 use super::HelperNotes;
 use crate::identity::Identity;
 use crate::logging::Escaped;
@@ -62,8 +62,8 @@ impl fmt::Debug for BasicHelper {
 impl Validator for BasicHelper {
     fn validate(&self, credentials: &BasicCredentials, _request: &Parts) -> Validation {
         let line = protocol::basic_request(credentials.user_id_bytes(), credentials.password());
-        // The channel-ID ("NNNNNNNNN ") and the line feed must fit too.
-        if line.len() + 11 > MAX_REQUEST_BYTES {
+        // The channel-ID and the line feed must fit too.
+        if !protocol::fits(&line) {
             tracing::debug!(
                 user = %Escaped::new(credentials.user_id()),
                 "credentials too long for a Squid helper line; rejected"

@@ -173,7 +173,11 @@ impl SquidHelper {
     /// with another request's channel-ID. A reply line that holds the channel-ID of another
     /// request in flight, which such a mix-up always writes before any misdirected reply, is
     /// taken as garbage: the child is restarted and every request in flight on it answered
-    /// 503 (`tests/squid_helper.rs`).
+    /// 503 (`tests/squid_helper.rs`). helper-mux also reads its stdin 40,960 bytes at a time
+    /// and would make two requests of a line cut by a read, so a child is written a request
+    /// only while those in flight on it take at most 40,960 bytes less one longest line
+    /// (8,191): with lines of a few dozen bytes this never binds; with 8 KB lines about four
+    /// are in flight per child.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;
         self

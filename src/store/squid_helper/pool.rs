@@ -190,6 +190,15 @@ impl Pool {
                 shared.config.name
             )));
         }
+        if !protocol::fits(&line) {
+            // The validators refuse such credentials first; a longer line would reach the
+            // helper as two requests, the second of the client's making.
+            return Err(ValidatorError::new(format!(
+                "Squid helper {}: a request line of {} bytes is too long",
+                shared.config.name,
+                line.len()
+            )));
+        }
         let (reply, receiver) = oneshot::channel();
         match self.sender.try_send(Job { line, reply }) {
             Ok(()) => Ok(receiver),
@@ -395,6 +404,8 @@ struct InFlight {
     deadline: Instant,
     /// The channel-ID it was written with (0 without channel-IDs).
     channel: u32,
+    /// The bytes written for it ([`protocol::written_bytes`]).
+    bytes: usize,
 }
 
 /// Serves one process until it fails or the pool goes away.
@@ -420,6 +431,11 @@ async fn serve(mut child: Child, shared: &Arc<Shared>, queue: &Mutex<mpsc::Recei
         if closing && busy == 0 {
             return End::Closed;
         }
+        // Room for one more request of the longest kind within one read of helper-mux
+        // (see [`protocol::MUX_READ_BYTES`]).
+        let room = config.concurrency == 0
+            || inflight.iter().flatten().map(|f| f.bytes).sum::<usize>()
+                <= protocol::MUX_READ_BYTES - protocol::MAX_REQUEST_BYTES;
         let deadline = inflight.iter().flatten().map(|f| f.deadline).min();
         tokio::select! {
             biased;
@@ -435,7 +451,7 @@ async fn serve(mut child: Child, shared: &Arc<Shared>, queue: &Mutex<mpsc::Recei
             () = sleep_until(deadline), if deadline.is_some() => {
                 break Failure::Timeout(config.timeout)
             }
-            job = next_job(queue), if busy < slots && !closing => {
+            job = next_job(queue), if busy < slots && room && !closing => {
                 let Some(job) = job else {
                     closing = true;
                     continue;
@@ -453,7 +469,13 @@ async fn serve(mut child: Child, shared: &Arc<Shared>, queue: &Mutex<mpsc::Recei
                     0
                 };
                 let deadline = Instant::now() + config.timeout;
-                inflight[slot] = Some(InFlight { reply: job.reply, deadline, channel });
+                let bytes = protocol::written_bytes(&job.line);
+                inflight[slot] = Some(InFlight {
+                    reply: job.reply,
+                    deadline,
+                    channel,
+                    bytes,
+                });
                 let wrote = tokio::time::timeout(
                     config.timeout,
                     write_request(&mut stdin, config.concurrency > 0, channel, &job.line),

@@ -39,9 +39,31 @@ const SQUID_UNSAFE: &AsciiSet = &CONTROLS
     .add(b'\'');
 
 /// The longest request line a helper reads whole: Squid helpers read with
-/// `fgets(buf, HELPER_INPUT_BUFFER = 8192)`, so a longer line would arrive as two requests.
+/// `fgets(buf, HELPER_INPUT_BUFFER = 8192)`, so a longer line would arrive as two requests,
+/// the second written by the client (a user name could carry a channel-ID and another name).
 /// Counted with the channel-ID and the line feed.
 pub(crate) const MAX_REQUEST_BYTES: usize = 8192 - 1;
+
+/// A channel-ID of ours, its space, and the line feed: the bytes a request line gets around it.
+const FRAMING_BYTES: usize = 9 + 1 + 1;
+
+/// Whether a request line (without channel-ID and line feed) reaches a helper as one line.
+pub(crate) fn fits(line: &[u8]) -> bool {
+    line.len() + FRAMING_BYTES <= MAX_REQUEST_BYTES
+}
+
+/// The bytes a request line takes on a child's stdin, channel-ID and line feed counted.
+pub(crate) fn written_bytes(line: &[u8]) -> usize {
+    line.len() + FRAMING_BYTES
+}
+
+/// How many bytes Squid's `helper-mux` reads from its stdin at once
+/// (`sysread(STDIN, $_, 40960)`): it splits each read at line feeds and keeps no leftover, so a
+/// read that ends inside a line makes two requests of it, and every reply after that goes to the
+/// wrong request. With channel-IDs, a child is written a request only while the requests in
+/// flight on it take at most this many bytes less one longest line, so that whatever is
+/// waiting in its stdin fits one read and every read ends at a line feed.
+pub(crate) const MUX_READ_BYTES: usize = 40960;
 
 /// The longest reply line read; a longer one is garbage (Squid reads at most 32 KB).
 pub(crate) const MAX_REPLY_BYTES: usize = 32 * 1024;
@@ -67,7 +89,8 @@ pub(crate) fn quotable(bytes: &[u8]) -> bool {
     !bytes.iter().any(|&b| b == b'"' || b < 0x20 || b == 0x7f)
 }
 
-/// `"user":"realm"`, or `None` when either cannot be written ([`quotable`]).
+/// `"user":"realm"`, or `None` when either cannot be written ([`quotable`]) or the line
+/// would not reach the helper as one line ([`fits`]).
 pub(crate) fn digest_request(user: &[u8], realm: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     if !quotable(user) || !quotable(realm) {
         return None;
@@ -78,7 +101,7 @@ pub(crate) fn digest_request(user: &[u8], realm: &[u8]) -> Option<Zeroizing<Vec<
     line.extend_from_slice(b"\":\"");
     line.extend_from_slice(realm);
     line.push(b'"');
-    Some(line)
+    fits(&line).then_some(line)
 }
 
 /// The channel-ID and the rest of a reply line, or `None` when it does not start with one.
@@ -419,6 +442,17 @@ mod tests {
         assert_eq!(split_channel(b"12OK"), None);
         assert_eq!(split_channel(b"99999999999 OK"), None);
         assert_eq!(split_channel(b"1234567890 OK"), None);
+    }
+
+    #[test]
+    fn request_lines_longer_than_a_helper_reads_at_once_are_not_made() {
+        // `"user":"r"` is the name and 6 bytes; with the channel-ID and the line feed, 17.
+        assert_eq!(MAX_REQUEST_BYTES, 8191);
+        let longest = vec![b'x'; 8191 - 17];
+        assert!(digest_request(&longest, b"r").is_some());
+        assert!(digest_request(&[&longest[..], b"x"].concat(), b"r").is_none());
+        assert!(fits(&[b'x'; 8180]) && !fits(&[b'x'; 8181]));
+        assert_eq!(written_bytes(b"user pw"), 18);
     }
 
     #[test]
