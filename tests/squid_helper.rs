@@ -19,7 +19,10 @@ use std::time::Duration;
 use http::request::Parts;
 use tower::ServiceBuilder;
 use tower_proxy_auth::scheme::digest::Digest;
-use tower_proxy_auth::store::squid_helper::{HelperNotes, SquidHelper, SquidHelperError};
+use tower_proxy_auth::store::squid_helper::{
+    DigestHelper, HelperNotes, SquidHelper, SquidHelperError,
+};
+use tower_proxy_auth::validator::Cached;
 use tower_proxy_auth::{BasicCredentials, Identity, ProxyAuthLayer, Validation, Validator};
 
 use support::{
@@ -92,6 +95,15 @@ async fn start(layer: ProxyAuthLayer) -> SocketAddr {
             }),
     )
     .await
+}
+
+/// A Digest layer (realm `proxy`) over a Squid Digest helper, in front of [`start`]'s service.
+async fn start_digest(secrets: Cached<DigestHelper>) -> SocketAddr {
+    let layer = ProxyAuthLayer::offering(Digest::new(), secrets)
+        .realm("proxy")
+        .build()
+        .unwrap();
+    start(layer).await
 }
 
 /// `curl -x` through the layer with Basic proxy credentials; the body and the status.
@@ -192,11 +204,7 @@ async fn digest_file_auth_serves_the_digest_scheme_with_md5_only() {
         .children(1)
         .digest()
         .unwrap();
-    let layer = ProxyAuthLayer::offering(Digest::new(), secrets)
-        .realm("proxy")
-        .build()
-        .unwrap();
-    let addr = start(layer).await;
+    let addr = start_digest(secrets).await;
 
     // Only MD5 is offered: the helper answers MD5 HA1s alone.
     let first = proxy_get(addr, "http://origin.test/dir/index.html", &[]).await;
@@ -251,11 +259,7 @@ async fn digest_file_auth_answers_channel_ids_natively() {
         .concurrency(8)
         .digest()
         .unwrap();
-    let layer = ProxyAuthLayer::offering(Digest::new(), secrets)
-        .realm("proxy")
-        .build()
-        .unwrap();
-    let addr = start(layer).await;
+    let addr = start_digest(secrets).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
         let proxy = format!("http://{addr}");
@@ -1048,11 +1052,7 @@ async fn a_digest_user_name_too_long_for_one_helper_line_is_never_sent() {
         .concurrency(4)
         .digest()
         .unwrap();
-    let layer = ProxyAuthLayer::offering(Digest::new(), secrets)
-        .realm("proxy")
-        .build()
-        .unwrap();
-    let addr = start(layer).await;
+    let addr = start_digest(secrets).await;
     let url = "http://origin.test/";
     let challenge = proxy_get(addr, url, &[]).await.digest_challenge("MD5");
     let nonce = support::challenge_params(&challenge)["nonce"].clone();
