@@ -331,6 +331,49 @@ async fn channel_ids_through_helper_mux() {
     assert_eq!(helper.get_ref().stats().spawned, 1);
 }
 
+/// Each child leads a process group of its own, so that a hangup sent to the proxy's group
+/// (a closed terminal) does not reach it: helper-mux answers SIGHUP by printing its state,
+/// the request in flight and its password included, to stderr, which goes to the log.
+#[tokio::test]
+async fn each_child_runs_in_a_process_group_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("group");
+    let script = write_script(
+        dir.path(),
+        "group.sh",
+        "cut -d' ' -f1,5 /proc/$$/stat > \"$1\"\nwhile read -r user pass; do echo ERR; done\n",
+    );
+    let helper = SquidHelper::new("sh")
+        .arg(&script)
+        .arg(&out)
+        .children(1)
+        .basic()
+        .unwrap();
+    let parts = request_parts();
+    let answer = helper
+        .validate(&BasicCredentials::new("user", "pw").unwrap(), &parts)
+        .resolve()
+        .await;
+    assert!(
+        matches!(answer, Ok(tower_proxy_auth::Decision::Reject)),
+        "{answer:?}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let ids: Vec<&str> = text.split_whitespace().collect();
+    let ours = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let our_group = ours
+        .rsplit(") ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    assert_eq!(ids.len(), 2, "{text:?}");
+    assert_eq!(ids[0], ids[1], "the child leads its group: {text:?}");
+    assert_ne!(ids[1], our_group, "not this process's group");
+}
+
 /// What helper-mux writes when a helper answers in pieces (`ERR `, `Wrong password`, `\n`)
 /// and each piece is read apart: helper-mux hands the helper the next request after each
 /// read, so the pieces of the first reply go out tagged with three channel-IDs, and the
@@ -940,14 +983,14 @@ fn helper_flags_that_cannot_work_stop_the_proxy_naming_the_flag() {
 /// helper-mux reads its stdin 40960 bytes at a time and dispatches every piece between line
 /// feeds as a request, keeping no leftover. Were more than 40960 bytes of requests waiting in
 /// its stdin (Perl still starting, or helper-mux slower than the requests, with long lines and
-/// `concurrency` ≥ 6), one read could end inside a line: here right before the line feed of the
-/// sixth request. The next read would start with that line feed, an empty piece that
+/// `concurrency` ≥ 11), one read could end inside a line: here right before the line feed of the
+/// eleventh request. The next read would start with that line feed, an empty piece that
 /// helper-mux hands a new helper as an empty line, leaving that helper free and without a
 /// channel-ID; the next request (`user-1`, right password) would go to it and get the answer
 /// to the empty line (ERR), and its own OK would go out under the channel-ID of the request
 /// helper-mux hands that helper next: `user-0`, with a wrong password. Every line would hold
 /// its own channel-ID only. So a child is written a request only while what is in flight on it
-/// leaves room for a longest line within 40960 bytes: the sixth request waits for a reply.
+/// leaves room for a longest line within 40960 bytes: the eleventh request waits for a reply.
 /// (Before that rule, `user-0` was allowed here every time.)
 #[tokio::test]
 async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_another_request() {
@@ -955,8 +998,7 @@ async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_anoth
     let file = dir.path().join("passwd");
     // `pad` hashes slowly (bcrypt cost 12) so that its helpers stay busy; user-1 less (cost 10),
     // which leaves time for user-0's request to reach the free helper. The pads have user
-    // names of 8000 bytes and passwords of 170-odd (crypt() refuses a password over 512 bytes
-    // at once, and basic_ncsa_auth reads its file in lines of 8 KB too).
+    // names of 3,900 bytes and passwords of 170-odd (a request line is at most 4,096 bytes).
     for (i, (user, password, cost)) in [
         ("user-0", "right0", "4"),
         ("user-1", "right", "10"),
@@ -979,7 +1021,7 @@ async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_anoth
         .find_map(|l| l.strip_prefix("pad:"))
         .unwrap()
         .to_owned();
-    let long_name = "a".repeat(8000);
+    let long_name = "a".repeat(3900);
     text.push_str(&format!("{long_name}:{pad_hash}\n"));
     std::fs::write(&file, text).unwrap();
     let helper = SquidHelper::new(squid_helper("helper-mux"))
@@ -987,7 +1029,7 @@ async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_anoth
         .arg(&file);
     let helper = helper
         .children(1)
-        .concurrency(8)
+        .concurrency(16)
         .credentials_ttl(Duration::ZERO)
         .basic()
         .unwrap();
@@ -998,10 +1040,10 @@ async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_anoth
             .get_ref()
             .validate(&BasicCredentials::new(user, password).unwrap(), &parts)
     };
-    // Lines "1000000NN aaa… ppp…\n" of 8190, 8190, 8190, 8190 and 8181 bytes (40941), then
-    // "100000005 pad wrong" (19): the first read ends right before that line feed.
+    // Lines "1000000NN aaa… ppp…\n" of 9 × 4,095 and 4,086 bytes (40,941), then
+    // "100000010 pad wrong" (19): the first read would end right before that line feed.
     let mut pads = Vec::new();
-    for password in [178, 178, 178, 178, 169] {
+    for password in [183, 183, 183, 183, 183, 183, 183, 183, 183, 174] {
         pads.push(check(&long_name, &"p".repeat(password)));
     }
     pads.push(check("pad", "wrong"));
@@ -1096,6 +1138,123 @@ async fn a_digest_user_name_too_long_for_one_helper_line_is_never_sent() {
         (first.status, second.status),
         (407, 407),
         "{}",
+        helper_lines()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A second hostile review: the room rule counts bytes, but a pipe holds pages (16 of 4,096
+// bytes by default, fewer for a user past `fs.pipe-user-pages-soft`), and a write of more than
+// PIPE_BUF (4,096) bytes to a full non-blocking pipe is cut after the pages it found.
+// helper-mux would then read the first part of a line as one request and the rest, which the
+// client wrote, as another, under a channel-ID the client chose. So a request line, its
+// channel-ID and line feed counted, is at most 4,096 bytes: one write, whole or not at all.
+
+/// Digest lookups through `sh -c "<setup>; exec helper-mux digest_file_auth -c FILE"` (one
+/// child), one HTTP request per user name in order, 30 ms apart, each with a response computed
+/// with mallory's HA1 (alice and mallory are in the file); up to `attempts` times, each with a
+/// new helper. The statuses of the first attempt that let the last user, alice, in.
+async fn alice_let_in_with_mallorys_password(
+    setup: &str,
+    concurrency: usize,
+    users: &[String],
+    attempts: usize,
+) -> Option<Vec<u16>> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("digest");
+    let alice = support::digest_hex("MD5", &[b"alice", b"proxy", b"alice's secret"]);
+    let mallory = support::digest_hex("MD5", &[b"mallory", b"proxy", b"mallory-pw"]);
+    std::fs::write(
+        &file,
+        format!("alice:proxy:{alice}\nmallory:proxy:{mallory}\n"),
+    )
+    .unwrap();
+    for _ in 0..attempts {
+        // helper-mux starts late (Perl starting, a restart, a busy host): the requests wait
+        // in its stdin pipe meanwhile.
+        let command = format!(
+            "{setup}; exec {} {} -c {}",
+            squid_helper("helper-mux").display(),
+            squid_helper("digest_file_auth").display(),
+            file.display()
+        );
+        let secrets = SquidHelper::new("sh")
+            .arg("-c")
+            .arg(command)
+            .children(1)
+            .concurrency(concurrency)
+            .digest()
+            .unwrap();
+        let addr = start_digest(secrets).await;
+        let url = "http://origin.test/";
+        let challenge = proxy_get(addr, url, &[]).await.digest_challenge("MD5");
+        let nonce = support::challenge_params(&challenge)["nonce"].clone();
+        let header = move |user: &str, ha1: &str, nc: usize| {
+            let nc = format!("{nc:08x}");
+            let ha2 = support::digest_hex("MD5", &[b"GET", url.as_bytes()]);
+            let response = support::digest_hex(
+                "MD5",
+                &[
+                    ha1.as_bytes(),
+                    nonce.as_bytes(),
+                    nc.as_bytes(),
+                    b"c",
+                    b"auth",
+                    ha2.as_bytes(),
+                ],
+            );
+            format!(
+                "Digest username=\"{user}\", realm=\"proxy\", nonce=\"{nonce}\", \
+                 uri=\"{url}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c\", \
+                 response=\"{response}\""
+            )
+        };
+        let mut tasks = Vec::new();
+        for (i, user) in users.iter().enumerate() {
+            let value = header(user, &mallory, i + 1);
+            tasks.push(tokio::spawn(async move {
+                proxy_get(addr, url, &[("Proxy-Authorization", &value)])
+                    .await
+                    .status
+            }));
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        if statuses.last() == Some(&200) {
+            return Some(statuses);
+        }
+    }
+    None
+}
+
+/// A name of `len` bytes, unknown to the helper, starting with `tag`.
+fn pad(tag: &str, len: usize) -> String {
+    format!("{tag}{}", "P".repeat(len - tag.len()))
+}
+
+/// A pipe of two pages, as Linux gives every new pipe of a user (not root)
+/// whose pipes hold more than `fs.pipe-user-pages-soft` (16,384 pages: about a thousand
+/// pipes, three per child and two per helper behind helper-mux), here set with F_SETPIPE_SZ;
+/// `concurrency(3)`. One pad of 4,080 bytes, then a line of 4,123 (channel-ID 100000001),
+/// which would be cut after 4,096; alice is 100000002 and is written at once. While request
+/// lines could be 8,191 bytes, 10 attempts of 10 let her in; now the 4,123-byte line is an
+/// unknown user, never sent.
+#[tokio::test]
+async fn a_line_cut_by_a_small_pipe_never_answers_another_request() {
+    let users = [
+        pad("pad", 4059),
+        format!("{}100000002 mallory", "X".repeat(4085)),
+        "alice".to_owned(),
+    ];
+    let setup = "perl -e 'fcntl(STDIN, 1031, 8192) or die \"F_SETPIPE_SZ: $!\"'; sleep 1";
+    let let_in = alice_let_in_with_mallorys_password(setup, 3, &users, 3).await;
+    assert_eq!(
+        let_in,
+        None,
+        "alice let in with mallory's password (statuses of the 3 requests)\n{}",
         helper_lines()
     );
 }

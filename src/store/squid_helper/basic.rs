@@ -28,8 +28,9 @@ use crate::validator::Validator;
 /// | `BH` | unavailable (503): the helper could not decide. Squid answers a new challenge instead; a 503 keeps an outage of the helper's backend from counting as wrong passwords |
 /// | no reply: the child exited, hung past the timeout or wrote garbage | unavailable (503); the child is restarted |
 ///
-/// A request line longer than Squid's helpers read (8 KB, with the escaping) is rejected
-/// without asking them. Passwords travel only through the children's stdin: never in their
+/// Credentials whose request line is longer than one write reaches a child whole (4,096 bytes
+/// with the escaping and the channel-ID; see `SquidHelper::concurrency`) are rejected without
+/// asking them. Passwords travel only through the children's stdin: never in their
 /// arguments or environment, never in a log line.
 ///
 /// An unknown user costs what the helper makes it cost: `basic_ncsa_auth` answers `ERR No such

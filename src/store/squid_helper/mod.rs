@@ -176,7 +176,7 @@ impl SquidHelper {
     /// 503 (`tests/squid_helper.rs`). helper-mux also reads its stdin 40,960 bytes at a time
     /// and would make two requests of a line cut by a read, so a child is written a request
     /// only while those in flight on it take at most 40,960 bytes less one longest line
-    /// (8,191): with lines of a few dozen bytes this never binds; with 8 KB lines about four
+    /// (4,096): with lines of a few dozen bytes this never binds; with 4 KB lines about nine
     /// are in flight per child.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;

@@ -194,9 +194,8 @@ impl Pool {
             // The validators refuse such credentials first; a longer line would reach the
             // helper as two requests, the second of the client's making.
             return Err(ValidatorError::new(format!(
-                "Squid helper {}: a request line of {} bytes is too long",
-                shared.config.name,
-                line.len()
+                "Squid helper {}: a request line too long to send",
+                shared.config.name
             )));
         }
         let (reply, receiver) = oneshot::channel();
@@ -388,8 +387,15 @@ fn drain(shared: &Shared, queue: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
+/// Starts one child, in a process group of its own: a hangup or interrupt sent to this
+/// process's group (a closed terminal, `kill -HUP -PGID`) does not reach it. helper-mux, for
+/// one, answers SIGHUP by printing its state, the request in flight included, to stderr, which
+/// goes to the log. A child still ends with this process: its stdin closes, and it is killed.
 fn spawn(config: &PoolConfig) -> std::io::Result<Child> {
-    Command::new(&config.program)
+    let mut command = Command::new(&config.program);
+    #[cfg(unix)]
+    command.process_group(0);
+    command
         .args(&config.args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -38,11 +38,14 @@ const SQUID_UNSAFE: &AsciiSet = &CONTROLS
     .add(b'`')
     .add(b'\'');
 
-/// The longest request line a helper reads whole: Squid helpers read with
-/// `fgets(buf, HELPER_INPUT_BUFFER = 8192)`, so a longer line would arrive as two requests,
-/// the second written by the client (a user name could carry a channel-ID and another name).
-/// Counted with the channel-ID and the line feed.
-pub(crate) const MAX_REQUEST_BYTES: usize = 8192 - 1;
+/// The longest request line written, counted with the channel-ID and the line feed: PIPE_BUF
+/// (4,096 bytes on Linux), so that each request reaches a child's stdin whole or not at all
+/// (POSIX: a write of at most PIPE_BUF bytes to a pipe, even a non-blocking one, is never
+/// split). A line cut in two, by a helper's `fgets(buf, HELPER_INPUT_BUFFER = 8192)` or by a
+/// full pipe that `helper-mux` reads the first part from, would be answered as two requests,
+/// the second written by the client: a user name could carry a channel-ID and another user's
+/// name, whose reply would then answer the next request.
+pub(crate) const MAX_REQUEST_BYTES: usize = 4096;
 
 /// A channel-ID of ours, its space, and the line feed: the bytes a request line gets around it.
 const FRAMING_BYTES: usize = 9 + 1 + 1;
@@ -447,11 +450,11 @@ mod tests {
     #[test]
     fn request_lines_longer_than_a_helper_reads_at_once_are_not_made() {
         // `"user":"r"` is the name and 6 bytes; with the channel-ID and the line feed, 17.
-        assert_eq!(MAX_REQUEST_BYTES, 8191);
-        let longest = vec![b'x'; 8191 - 17];
+        assert_eq!(MAX_REQUEST_BYTES, 4096);
+        let longest = vec![b'x'; 4096 - 17];
         assert!(digest_request(&longest, b"r").is_some());
         assert!(digest_request(&[&longest[..], b"x"].concat(), b"r").is_none());
-        assert!(fits(&[b'x'; 8180]) && !fits(&[b'x'; 8181]));
+        assert!(fits(&[b'x'; 4085]) && !fits(&[b'x'; 4086]));
         assert_eq!(written_bytes(b"user pw"), 18);
     }
 
