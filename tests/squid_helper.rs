@@ -1063,6 +1063,57 @@ async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_anoth
     }
 }
 
+/// A `digest_file_auth` file of realm `proxy` with `alice` (password `alice's secret`) and
+/// `mallory` (`mallory-pw`); and mallory's HA1.
+fn alice_and_mallory(dir: &Path) -> (std::path::PathBuf, String) {
+    let file = dir.join("digest");
+    let alice = support::digest_hex("MD5", &[b"alice", b"proxy", b"alice's secret"]);
+    let mallory = support::digest_hex("MD5", &[b"mallory", b"proxy", b"mallory-pw"]);
+    std::fs::write(
+        &file,
+        format!("alice:proxy:{alice}\nmallory:proxy:{mallory}\n"),
+    )
+    .unwrap();
+    (file, mallory)
+}
+
+/// A Digest layer over `sh -c command` as a Squid Digest helper (one child, `concurrency`),
+/// and the nonce of the challenge to a GET of `url`.
+async fn digest_over_sh(command: String, concurrency: usize, url: &str) -> (SocketAddr, String) {
+    let secrets = SquidHelper::new("sh")
+        .arg("-c")
+        .arg(command)
+        .children(1)
+        .concurrency(concurrency)
+        .digest()
+        .unwrap();
+    let addr = start_digest(secrets).await;
+    let challenge = proxy_get(addr, url, &[]).await.digest_challenge("MD5");
+    (addr, support::challenge_params(&challenge)["nonce"].clone())
+}
+
+/// MD5 Digest credentials (`qop=auth`, cnonce `c`, count `nc`) for a GET of `url` as `user`,
+/// the response computed from `ha1` rather than from the user's own password.
+fn from_ha1(user: &str, ha1: &str, nonce: &str, url: &str, nc: usize) -> String {
+    let nc = format!("{nc:08x}");
+    let ha2 = support::digest_hex("MD5", &[b"GET", url.as_bytes()]);
+    let response = support::digest_hex(
+        "MD5",
+        &[
+            ha1.as_bytes(),
+            nonce.as_bytes(),
+            nc.as_bytes(),
+            b"c",
+            b"auth",
+            ha2.as_bytes(),
+        ],
+    );
+    format!(
+        "Digest username=\"{user}\", realm=\"proxy\", nonce=\"{nonce}\", uri=\"{url}\", \
+         algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c\", response=\"{response}\""
+    )
+}
+
 /// `digest_file_auth` reads with `fgets(buf, 8196)`: a request line of a longer user name
 /// would be answered twice, the second time for the tail of the line, which the client wrote.
 /// With channel-IDs that tail could start with the channel-ID of the next request and name a
@@ -1074,63 +1125,27 @@ async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_anoth
 #[tokio::test]
 async fn a_digest_user_name_too_long_for_one_helper_line_is_never_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("digest");
-    let alice = support::digest_hex("MD5", &[b"alice", b"proxy", b"alice's secret"]);
-    let mallory = support::digest_hex("MD5", &[b"mallory", b"proxy", b"mallory-pw"]);
-    std::fs::write(
-        &file,
-        format!("alice:proxy:{alice}\nmallory:proxy:{mallory}\n"),
-    )
-    .unwrap();
+    let (file, mallory) = alice_and_mallory(dir.path());
     let command = format!(
         "sleep 0.5; exec {} -c {}",
         squid_helper("digest_file_auth").display(),
         file.display()
     );
-    let secrets = SquidHelper::new("sh")
-        .arg("-c")
-        .arg(command)
-        .children(1)
-        .concurrency(4)
-        .digest()
-        .unwrap();
-    let addr = start_digest(secrets).await;
     let url = "http://origin.test/";
-    let challenge = proxy_get(addr, url, &[]).await.digest_challenge("MD5");
-    let nonce = support::challenge_params(&challenge)["nonce"].clone();
-    let header = |user: &str, ha1: &str, nc: &str| {
-        let ha2 = support::digest_hex("MD5", &[b"GET", url.as_bytes()]);
-        let response = support::digest_hex(
-            "MD5",
-            &[
-                ha1.as_bytes(),
-                nonce.as_bytes(),
-                nc.as_bytes(),
-                b"c",
-                b"auth",
-                ha2.as_bytes(),
-            ],
-        );
-        format!(
-            "Digest username=\"{user}\", realm=\"proxy\", nonce=\"{nonce}\", uri=\"{url}\", \
-             algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c\", response=\"{response}\""
-        )
-    };
+    let (addr, nonce) = digest_over_sh(command, 4, url).await;
+    let header = |user: &str, ha1: &str, nc: usize| from_ha1(user, ha1, &nonce, url, nc);
     // `100000000 "XXX…` is 8195 bytes: fgets stops there; the rest is
     // `100000001 mallory":"proxy"`.
     let long = format!("{}100000001 mallory", "X".repeat(8195 - 10 - 1));
     let first = {
-        let value = header(&long, &mallory, "00000001");
+        let value = header(&long, &mallory, 1);
         tokio::spawn(async move { proxy_get(addr, url, &[("Proxy-Authorization", &value)]).await })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
     let second = proxy_get(
         addr,
         url,
-        &[(
-            "Proxy-Authorization",
-            &header("alice", &mallory, "00000002"),
-        )],
+        &[("Proxy-Authorization", &header("alice", &mallory, 2))],
     )
     .await;
     let first = first.await.unwrap();
@@ -1161,14 +1176,7 @@ async fn alice_let_in_with_mallorys_password(
     attempts: usize,
 ) -> Option<Vec<u16>> {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("digest");
-    let alice = support::digest_hex("MD5", &[b"alice", b"proxy", b"alice's secret"]);
-    let mallory = support::digest_hex("MD5", &[b"mallory", b"proxy", b"mallory-pw"]);
-    std::fs::write(
-        &file,
-        format!("alice:proxy:{alice}\nmallory:proxy:{mallory}\n"),
-    )
-    .unwrap();
+    let (file, mallory) = alice_and_mallory(dir.path());
     for _ in 0..attempts {
         // helper-mux starts late (Perl starting, a restart, a busy host): the requests wait
         // in its stdin pipe meanwhile.
@@ -1178,37 +1186,9 @@ async fn alice_let_in_with_mallorys_password(
             squid_helper("digest_file_auth").display(),
             file.display()
         );
-        let secrets = SquidHelper::new("sh")
-            .arg("-c")
-            .arg(command)
-            .children(1)
-            .concurrency(concurrency)
-            .digest()
-            .unwrap();
-        let addr = start_digest(secrets).await;
         let url = "http://origin.test/";
-        let challenge = proxy_get(addr, url, &[]).await.digest_challenge("MD5");
-        let nonce = support::challenge_params(&challenge)["nonce"].clone();
-        let header = move |user: &str, ha1: &str, nc: usize| {
-            let nc = format!("{nc:08x}");
-            let ha2 = support::digest_hex("MD5", &[b"GET", url.as_bytes()]);
-            let response = support::digest_hex(
-                "MD5",
-                &[
-                    ha1.as_bytes(),
-                    nonce.as_bytes(),
-                    nc.as_bytes(),
-                    b"c",
-                    b"auth",
-                    ha2.as_bytes(),
-                ],
-            );
-            format!(
-                "Digest username=\"{user}\", realm=\"proxy\", nonce=\"{nonce}\", \
-                 uri=\"{url}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c\", \
-                 response=\"{response}\""
-            )
-        };
+        let (addr, nonce) = digest_over_sh(command, concurrency, url).await;
+        let header = |user: &str, ha1: &str, nc: usize| from_ha1(user, ha1, &nonce, url, nc);
         let mut tasks = Vec::new();
         for (i, user) in users.iter().enumerate() {
             let value = header(user, &mallory, i + 1);
