@@ -1238,3 +1238,53 @@ async fn a_line_cut_by_a_small_pipe_never_answers_another_request() {
         helper_lines()
     );
 }
+
+/// digest_file_auth looks up `user:realm`, then `user` alone, in one table keyed `user:realm`:
+/// a user name holding `:` would name another realm's entry, or this realm's under a second
+/// name. Such names are unknown users, never sent (a third hostile review let both in, 200).
+#[tokio::test]
+async fn a_digest_user_name_with_a_colon_names_no_other_entry() {
+    for concurrency in [4, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("digest");
+        let alice = support::digest_hex("MD5", &[b"alice", b"proxy", b"alice-pw"]);
+        let mallory = support::digest_hex("MD5", &[b"mallory", b"branch", b"mallory-pw"]);
+        std::fs::write(
+            &file,
+            format!("alice:proxy:{alice}\nmallory:branch:{mallory}\n"),
+        )
+        .unwrap();
+        let command = format!(
+            "exec {} -c {}",
+            squid_helper("digest_file_auth").display(),
+            file.display()
+        );
+        let url = "http://origin.test/";
+        let (addr, nonce) = digest_over_sh(command, concurrency, url).await;
+        let mut got = Vec::new();
+        for (nc, (user, ha1)) in [
+            ("alice", &alice),
+            ("mallory", &mallory),
+            ("alice:proxy", &alice),
+            ("mallory:branch", &mallory),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let value = from_ha1(user, ha1, &nonce, url, nc + 1);
+            let response = proxy_get(addr, url, &[("Proxy-Authorization", &value)]).await;
+            got.push((user, response.status));
+        }
+        assert_eq!(
+            got,
+            [
+                ("alice", 200),
+                ("mallory", 407),
+                ("alice:proxy", 407),
+                ("mallory:branch", 407)
+            ],
+            "concurrency {concurrency}\n{}",
+            helper_lines()
+        );
+    }
+}

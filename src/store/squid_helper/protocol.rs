@@ -92,10 +92,19 @@ pub(crate) fn quotable(bytes: &[u8]) -> bool {
     !bytes.iter().any(|&b| b == b'"' || b < 0x20 || b == 0x7f)
 }
 
-/// `"user":"realm"`, or `None` when either cannot be written ([`quotable`]) or the line
-/// would not reach the helper as one line ([`fits`]).
+/// `"user":"realm"`, or `None` when either cannot be written ([`quotable`]), the user name
+/// holds a `:` or is not UTF-8, or the line would not reach the helper as one line ([`fits`]).
+///
+/// `digest_file_auth` looks up `user:realm`, then `user` alone, in one table keyed
+/// `user:realm` (Squid's `text_backend.cc`): a name `mallory:branch` would get the HA1 of
+/// another realm's entry, and `alice:proxy` a second name for alice. No htdigest user name can
+/// hold a `:`. A name that is not UTF-8 could not be told from another one in the identity.
 pub(crate) fn digest_request(user: &[u8], realm: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    if !quotable(user) || !quotable(realm) {
+    if !quotable(user)
+        || !quotable(realm)
+        || user.contains(&b':')
+        || std::str::from_utf8(user).is_err()
+    {
         return None;
     }
     let mut line = Zeroizing::new(Vec::with_capacity(user.len() + realm.len() + 5));
@@ -455,6 +464,10 @@ mod tests {
         assert!(digest_request(&longest, b"r").is_some());
         assert!(digest_request(&[&longest[..], b"x"].concat(), b"r").is_none());
         assert!(fits(&[b'x'; 4085]) && !fits(&[b'x'; 4086]));
+        assert!(digest_request(b"alice", b"proxy").is_some());
+        assert!(digest_request(b"mallory:branch", b"proxy").is_none());
+        assert!(digest_request(b"J\xf6rg", b"proxy").is_none());
+        assert!(digest_request("Jörg".as_bytes(), b"proxy").is_some());
         assert_eq!(written_bytes(b"user pw"), 18);
     }
 
