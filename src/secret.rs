@@ -158,18 +158,25 @@ impl<H: Keyed> SecretKey<H> {
     /// [`tag_credentials`](Self::tag_credentials) under a context of two words (a cache's
     /// epoch and a validator's answer version), so that the same credentials in another
     /// context have another tag.
+    ///
+    /// `request_context`: what else of the request the answer depends on
+    /// ([`Validator::answer_context`](crate::validator::Validator::answer_context)); its length is
+    /// hashed too, so that no two (context, credentials) pairs share a tag.
     pub(crate) fn tag_credentials_in(
         &self,
         context: [u64; 2],
+        request_context: &[u8],
         user_len: usize,
         joined: &[u8],
     ) -> Tag {
-        let mut head = [0u8; 24];
+        let mut head = [0u8; 32];
         head[..8].copy_from_slice(&context[0].to_le_bytes());
         head[8..16].copy_from_slice(&context[1].to_le_bytes());
-        head[16..].copy_from_slice(&(user_len as u64).to_le_bytes());
+        head[16..24].copy_from_slice(&(request_context.len() as u64).to_le_bytes());
+        head[24..].copy_from_slice(&(user_len as u64).to_le_bytes());
         let mut hasher = self.0;
         hasher.write(&head);
+        hasher.write(request_context);
         hasher.write(joined);
         let h = hasher.finish128();
         Tag([h.h1, h.h2])
@@ -296,19 +303,35 @@ mod tests {
             tag.ct_eq(&other.tag_credentials(5, b"alice:s3cret"))
         ));
         // Another context (a cache's epoch, a validator's answer version), another tag.
-        let in_context = key.tag_credentials_in([0, 7], 5, b"alice:s3cret");
+        let in_context = key.tag_credentials_in([0, 7], b"", 5, b"alice:s3cret");
         assert!(bool::from(in_context.ct_eq(&key.tag_credentials_in(
             [0, 7],
+            b"",
             5,
             b"alice:s3cret"
         ))));
         for context in [[1, 7], [0, 8], [7, 0]] {
             assert!(!bool::from(in_context.ct_eq(&key.tag_credentials_in(
                 context,
+                b"",
                 5,
                 b"alice:s3cret"
             ))));
         }
+        // Another request context (a forward-auth target), another tag; its length is hashed,
+        // so bytes moved between it and the credentials do not meet either.
+        let denied = key.tag_credentials_in([0, 7], b"GET denied", 5, b"alice:s3cret");
+        assert!(!bool::from(in_context.ct_eq(&denied)));
+        assert!(!bool::from(denied.ct_eq(&key.tag_credentials_in(
+            [0, 7],
+            b"GET allowed",
+            5,
+            b"alice:s3cret"
+        ))));
+        assert!(!bool::from(
+            key.tag_credentials_in([0, 7], b"a", 5, b"lice:s3cret")
+                .ct_eq(&key.tag_credentials_in([0, 7], b"", 5, b"alice:s3cret"))
+        ));
         assert!(!format!("{key:?}{tag:?}").contains(char::is_numeric));
         let pair = key.tag_credentials(5, b"alice:s3cret");
         assert!(bool::from(

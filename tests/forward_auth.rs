@@ -163,10 +163,20 @@ async fn the_service_allows_with_identity_and_data_and_receives_the_request_fact
     assert_eq!(field("x-request-id"), ["r-17"]);
     assert!(field("proxy-authorization").is_empty());
 
-    // The allow is remembered: the service is not asked again.
-    assert_eq!(basic_get(addr, "alice", "s3cret").await.0, 200);
+    // The allow is remembered for the same request: the service is not asked again.
+    let auth = basic("alice", b"s3cret");
+    let again = [
+        ("Proxy-Authorization", auth.as_str()),
+        ("X-Request-Id", "r-17"),
+    ];
+    let same = proxy_get(addr, "http://origin.test/page?q=1", &again).await;
+    assert_eq!(same.status, 200);
     assert_eq!(received.lock().unwrap().len(), 1);
     assert_eq!(validator.stats().hits, 1);
+    // Another target, or another copied header value, is asked about (the service may decide
+    // per target).
+    assert_eq!(basic_get(addr, "alice", "s3cret").await.0, 200);
+    assert_eq!(received.lock().unwrap().len(), 2);
 
     // A 2xx without the identity field: the user-id.
     assert_eq!(

@@ -102,10 +102,12 @@ type AddrSource = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 ///   [`client_addr_from`](ForwardAuthBuilder::client_addr_from)), always set here: values the
 ///   client sent under those names are never passed on.
 ///
-/// The cache in front keys answers by the credentials alone: an allow is remembered for the
-/// TTL whatever the method or URI; a service that decides per target should answer 403 for a
-/// refused target (a forbid is never remembered) or be used with a zero
-/// [`credentials_ttl`](ForwardAuthBuilder::credentials_ttl).
+/// The cache in front keys answers, and shares checks in flight, by the credentials *and*
+/// everything else that is sent: the method, the request-target, the client address and the
+/// copied header values ([`Validator::answer_context`]). An allow is remembered for the TTL for
+/// that request alone, so a service may decide per target or per address; a forbid is never
+/// remembered. With [`copy_header`](ForwardAuthBuilder::copy_header) of a header that differs
+/// on every request, nothing is remembered.
 ///
 /// At most [`max_in_flight`](ForwardAuthBuilder::max_in_flight) requests run at once, with at
 /// most [`queue`](ForwardAuthBuilder::queue) more checks waiting; beyond that a check gets an
@@ -253,6 +255,33 @@ fn credentials_field(credentials: &BasicCredentials, request: &Parts) -> HeaderV
 }
 
 impl Validator for ForwardAuth {
+    /// Everything of the request the service is sent besides the credentials: the method, the
+    /// request-target, the client address and the copied header values, each part
+    /// length-prefixed (the fixed headers are the same for every request).
+    fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+        fn part(context: &mut Vec<u8>, bytes: &[u8]) {
+            context.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            context.extend_from_slice(bytes);
+        }
+        let inner = &self.inner;
+        part(context, request.method.as_str().as_bytes());
+        part(context, request.uri.to_string().as_bytes());
+        match (inner.client_addr)(request) {
+            Some(addr) => {
+                context.push(1);
+                part(context, addr.to_string().as_bytes());
+            }
+            None => context.push(0),
+        }
+        for name in &inner.copy {
+            let values = request.headers.get_all(name);
+            context.extend_from_slice(&(values.iter().count() as u64).to_le_bytes());
+            for value in values {
+                part(context, value.as_bytes());
+            }
+        }
+    }
+
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         let inner = &self.inner;
         let Ok(place) = inner.places.clone().try_acquire_owned() else {

@@ -396,6 +396,10 @@ impl<V: Validator> Validator for Blocking<V> {
         self.inner.answer_version(credentials)
     }
 
+    fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+        self.inner.answer_context(request, context);
+    }
+
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         let inner = self.inner.clone();
         let pool = self.pool.clone();

@@ -95,9 +95,12 @@ pub const RECENT_SLOTS: usize = 1024;
 
 /// A validator in front of which answers are remembered and identical checks shared.
 ///
-/// Wrap only validators whose answer depends on the credentials alone: a validator that allows
-/// or forbids by request target should be asked after the cache (`cached.or(...)` does not
-/// help: compose the per-target rule in a validator of its own around the cache).
+/// Answers are remembered, and checks in flight shared, under the credentials and what the
+/// validator says its answer also depends on ([`Validator::answer_context`]; forward auth:
+/// the method, target, client address and copied headers it sends). Wrap a validator that
+/// allows or forbids by anything else of the request only if it says so there; otherwise ask
+/// such a rule after the cache (`cached.or(...)` does not help: compose the per-target rule in
+/// a validator of its own around the cache).
 ///
 /// Implements [`Validator`] when `V` does (Basic), and [`DigestSecrets`] when `V` does
 /// (Digest): a found secret is remembered for the TTL under a tag of the user, realm and hash
@@ -387,10 +390,12 @@ impl CacheState {
         }
     }
 
-    /// The key of `credentials` checked against `version` of the validator's users.
-    fn tag(&self, version: u64, credentials: &BasicCredentials) -> Tag {
+    /// The key of `credentials` checked against `version` of the validator's users, for a
+    /// request with `context` ([`Validator::answer_context`]).
+    fn tag(&self, version: u64, context: &[u8], credentials: &BasicCredentials) -> Tag {
         self.key.tag_credentials_in(
             [self.epoch.load(Relaxed), version],
+            context,
             credentials.user_id_bytes().len(),
             credentials.decoded(),
         )
@@ -600,7 +605,13 @@ where
 impl<V: Validator> Validator for Cached<V> {
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         let state = &self.state;
-        let tag = state.tag(self.inner.answer_version(credentials), credentials);
+        let mut context = Vec::new();
+        self.inner.answer_context(request, &mut context);
+        let tag = state.tag(
+            self.inner.answer_version(credentials),
+            &context,
+            credentials,
+        );
         if let Some(decision) = state.recent_decision(&tag) {
             return Validation::Ready(Ok(decision));
         }
@@ -625,6 +636,10 @@ impl<V: Validator> Validator for Cached<V> {
 
     fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
         self.inner.answer_version(credentials)
+    }
+
+    fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+        self.inner.answer_context(request, context);
     }
 }
 

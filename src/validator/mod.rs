@@ -136,6 +136,17 @@ pub trait Validator: Send + Sync + 'static {
         0
     }
 
+    /// What else of the request this validator's answer depends on, appended to `context`
+    /// as bytes (each part length-prefixed, so that two requests whose answers may differ
+    /// never write the same bytes). A [`Cached`] validator in front remembers an answer, and
+    /// shares a check in flight, only between requests with the same credentials *and* the
+    /// same context. Default: nothing, for validators that judge the credentials alone; a
+    /// validator that asks a service about the request's target or client (forward auth)
+    /// writes what it sends.
+    fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+        let _ = (request, context);
+    }
+
     /// Tries `self` first and `other` when `self` rejects; see [`Or`] for the exact rules.
     fn or<V: Validator>(self, other: V) -> Or<Self, V>
     where
@@ -161,6 +172,10 @@ impl<V: Validator + ?Sized> Validator for Arc<V> {
     fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
         (**self).answer_version(credentials)
     }
+
+    fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+        (**self).answer_context(request, context);
+    }
 }
 
 impl<V: Validator + ?Sized> Validator for Box<V> {
@@ -170,6 +185,10 @@ impl<V: Validator + ?Sized> Validator for Box<V> {
 
     fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
         (**self).answer_version(credentials)
+    }
+
+    fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+        (**self).answer_context(request, context);
     }
 }
 
@@ -195,6 +214,10 @@ impl Validator for BoxValidator {
 
     fn answer_version(&self, credentials: &BasicCredentials) -> u64 {
         self.0.answer_version(credentials)
+    }
+
+    fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+        self.0.answer_context(request, context);
     }
 
     fn boxed(self) -> BoxValidator {

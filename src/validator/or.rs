@@ -37,6 +37,15 @@ impl<A: Validator, B: Validator> Validator for Or<A, B> {
         a.rotate_left(32) ^ b
     }
 
+    fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+        // The first's part, then its length, then the second's: the split stays known.
+        let start = context.len();
+        self.first.answer_context(request, context);
+        let first = (context.len() - start) as u64;
+        context.extend_from_slice(&first.to_le_bytes());
+        self.second.answer_context(request, context);
+    }
+
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
         match self.first.validate(credentials, request) {
             Validation::Ready(Ok(Decision::Reject)) => self.second.validate(credentials, request),
