@@ -408,8 +408,8 @@ fn spawn(config: &PoolConfig) -> std::io::Result<Child> {
 struct InFlight {
     reply: oneshot::Sender<Result<Reply, ValidatorError>>,
     deadline: Instant,
-    /// The channel-ID it was written with (0 without channel-IDs).
-    channel: u32,
+    /// The channel-ID it was written with; `None` without channel-IDs.
+    channel: Option<u32>,
     /// The bytes written for it ([`protocol::written_bytes`]).
     bytes: usize,
 }
@@ -469,11 +469,8 @@ async fn serve(mut child: Child, shared: &Arc<Shared>, queue: &Mutex<mpsc::Recei
                     let _ = job.reply.send(Err(shared.unavailable("no free slot")));
                     continue;
                 };
-                let channel = if config.concurrency > 0 {
-                    channels.next(|id| find(&inflight, id).is_some())
-                } else {
-                    0
-                };
+                let channel = (config.concurrency > 0)
+                    .then(|| channels.next(|id| find(&inflight, id).is_some()));
                 let deadline = Instant::now() + config.timeout;
                 let bytes = protocol::written_bytes(&job.line);
                 inflight[slot] = Some(InFlight {
@@ -484,7 +481,7 @@ async fn serve(mut child: Child, shared: &Arc<Shared>, queue: &Mutex<mpsc::Recei
                 });
                 let wrote = tokio::time::timeout(
                     config.timeout,
-                    write_request(&mut stdin, config.concurrency > 0, channel, &job.line),
+                    write_request(&mut stdin, channel, &job.line),
                 )
                 .await;
                 match wrote {
@@ -529,12 +526,11 @@ async fn next_job(queue: &Mutex<mpsc::Receiver<Job>>) -> Option<Job> {
 
 async fn write_request(
     stdin: &mut ChildStdin,
-    with_channel: bool,
-    channel: u32,
+    channel: Option<u32>,
     line: &[u8],
 ) -> std::io::Result<()> {
     let mut out = Zeroizing::new(Vec::with_capacity(line.len() + 12));
-    if with_channel {
+    if let Some(channel) = channel {
         out.extend_from_slice(channel.to_string().as_bytes());
         out.push(b' ');
     }
@@ -548,7 +544,7 @@ async fn write_request(
 fn find(inflight: &[Option<InFlight>], channel: u32) -> Option<usize> {
     inflight
         .iter()
-        .position(|f| f.as_ref().is_some_and(|f| f.channel == channel))
+        .position(|f| f.as_ref().is_some_and(|f| f.channel == Some(channel)))
 }
 
 /// Hands a reply line to the request it answers.
