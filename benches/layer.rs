@@ -12,6 +12,7 @@
 //! ```
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
@@ -252,6 +253,7 @@ fn digest(c: &mut Criterion, basic: &HeaderValue) {
         200,
     );
     digest_accept(c, "Digest SHA-256 accept", None, None);
+    digest_paired(c, basic);
     // The throttle's counted way (a Digest response never repeats, so it has no fast path):
     // each attempt's place among those in flight, taken and given up under the gate.
     digest_accept(
@@ -269,6 +271,19 @@ fn digest_accept(
     name: &str,
     throttle: Option<FailureThrottle>,
     addr: Option<[u8; 4]>,
+) {
+    let (service, make) = digest_layer(throttle, addr);
+    bench_with(c, name, service, make, 200);
+}
+
+/// A Digest SHA-256 layer with `throttle` over the inner service, and what makes its requests:
+/// from `addr` (no `ClientAddr` when `None`), each with the next `nc`.
+fn digest_layer(
+    throttle: Option<FailureThrottle>,
+    addr: Option<[u8; 4]>,
+) -> (
+    impl Service<Request<Body>, Response: HasStatus, Error: std::fmt::Debug> + Clone,
+    impl FnMut() -> Request<Body>,
 ) {
     let users = StaticUsers::with_realm("proxy").with_user("alice", "s3cret");
     let mut builder =
@@ -305,7 +320,68 @@ fn digest_accept(
             None => request(Some((PROXY_AUTHORIZATION, &value))),
         }
     };
-    bench_with(c, name, service, make, 200);
+    (service, make)
+}
+
+/// The Digest bound measured in pairs. Two benches measured seconds apart carry the machine's
+/// drift into their ratio (on the VM of BENCHMARKS.md the same Basic bench moved between 0.5
+/// and 0.95 µs within an hour), so here each sample times its Digest accepts and as many Basic
+/// accepts in alternating batches of 64, so that both see the same moment of the machine.
+/// Criterion reports the Digest time; the median and quartiles of the samples' Digest/Basic
+/// ratios are printed after it.
+fn digest_paired(c: &mut Criterion, basic: &HeaderValue) {
+    const BATCH: u64 = 64;
+    let users = StaticUsers::with_realm("proxy").with_user("alice", "s3cret");
+    let mut basic_service = ProxyAuthLayer::builder(users)
+        .realm("proxy")
+        .build()
+        .expect("layer")
+        .layer(inner());
+    now(basic_service.ready()).expect("ready");
+    let (mut digest_service, mut make_digest) = digest_layer(None, None);
+    let mut ratios = Vec::new();
+    c.bench_function("Digest SHA-256 accept, paired with Basic", |b| {
+        b.iter_custom(|iters| {
+            let (mut basic_time, mut digest_time) = (Duration::ZERO, Duration::ZERO);
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH);
+                let basics: Vec<_> = (0..n)
+                    .map(|_| request(Some((PROXY_AUTHORIZATION, basic))))
+                    .collect();
+                let digests: Vec<_> = (0..n).map(|_| make_digest()).collect();
+                let start = Instant::now();
+                for req in basics {
+                    let response = now(basic_service.call(req)).expect("call");
+                    assert_eq!(response.status(), 200);
+                    drop(black_box(response));
+                }
+                basic_time += start.elapsed();
+                let start = Instant::now();
+                for req in digests {
+                    let response = now(digest_service.call(req)).expect("call");
+                    assert_eq!(response.status(), 200);
+                    drop(black_box(response));
+                }
+                digest_time += start.elapsed();
+                left -= n;
+            }
+            ratios.push(digest_time.as_secs_f64() / basic_time.as_secs_f64());
+            digest_time
+        })
+    });
+    // The samples are the last calls (the warm-up's come first).
+    let mut samples = ratios.split_off(ratios.len().saturating_sub(100));
+    samples.sort_by(f64::total_cmp);
+    if let Some(&median) = samples.get(samples.len() / 2) {
+        println!(
+            "Digest SHA-256 accept / Basic accept, paired: median {median:.2}x \
+             (quartiles {:.2}x-{:.2}x, {} samples)",
+            samples[samples.len() / 4],
+            samples[samples.len() * 3 / 4],
+            samples.len()
+        );
+    }
 }
 
 /// The parts of the accept path on their own: parsing the field, checking the password.
