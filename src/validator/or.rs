@@ -38,12 +38,16 @@ impl<A: Validator, B: Validator> Validator for Or<A, B> {
     }
 
     fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
-        // The first's part, then its length, then the second's: the split stays known.
+        // The first's part, the second's, then the first's length, so the split stays known;
+        // when neither writes anything (validators that judge the credentials alone), nothing
+        // is written, and a `Cached` in front makes no allocation for the context.
         let start = context.len();
         self.first.answer_context(request, context);
         let first = (context.len() - start) as u64;
-        context.extend_from_slice(&first.to_le_bytes());
         self.second.answer_context(request, context);
+        if context.len() > start {
+            context.extend_from_slice(&first.to_le_bytes());
+        }
     }
 
     fn validate(&self, credentials: &BasicCredentials, request: &Parts) -> Validation {
@@ -86,5 +90,69 @@ fn after_error(
     match second {
         Ok(Decision::Reject) | Err(_) => Err(first),
         decided => decided,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A validator whose answer depends on a header's value (written with its length).
+    struct ByHeader(&'static str);
+
+    impl Validator for ByHeader {
+        fn validate(&self, _: &BasicCredentials, _: &Parts) -> Validation {
+            Validation::Ready(Ok(Decision::Reject))
+        }
+
+        fn answer_context(&self, request: &Parts, context: &mut Vec<u8>) {
+            let value = request
+                .headers
+                .get(self.0)
+                .map_or(&b""[..], |v| v.as_bytes());
+            context.extend_from_slice(&(value.len() as u64).to_le_bytes());
+            context.extend_from_slice(value);
+        }
+    }
+
+    /// A validator that judges the credentials alone (the default context).
+    struct Alone;
+
+    impl Validator for Alone {
+        fn validate(&self, _: &BasicCredentials, _: &Parts) -> Validation {
+            Validation::Ready(Ok(Decision::Reject))
+        }
+    }
+
+    fn context(validator: &impl Validator, headers: &[(&'static str, &str)]) -> Vec<u8> {
+        let mut request = http::Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        let mut context = Vec::new();
+        validator.answer_context(&parts, &mut context);
+        context
+    }
+
+    #[test]
+    fn the_context_keeps_each_side_apart_and_is_empty_when_both_are() {
+        assert!(context(&Or::new(Alone, Alone), &[("a", "x")]).is_empty());
+        let both = Or::new(ByHeader("a"), ByHeader("b"));
+        assert_ne!(
+            context(&both, &[("a", "xy"), ("b", "z")]),
+            context(&both, &[("a", "x"), ("b", "yz")])
+        );
+        // One side alone still tells the requests apart, on either side.
+        let first = Or::new(ByHeader("a"), Alone);
+        assert_ne!(
+            context(&first, &[("a", "1")]),
+            context(&first, &[("a", "2")])
+        );
+        let second = Or::new(Alone, ByHeader("a"));
+        assert_ne!(
+            context(&second, &[("a", "1")]),
+            context(&second, &[("a", "2")])
+        );
     }
 }
