@@ -1063,17 +1063,35 @@ async fn requests_in_flight_fit_one_read_of_helper_mux_so_no_reply_goes_to_anoth
     }
 }
 
+/// A `digest_file_auth` file in `dir` with a `user:realm:HA1` line (MD5) for each `(user,
+/// realm, password)`.
+fn digest_file(dir: &Path, entries: &[(&str, &str, &str)]) -> std::path::PathBuf {
+    let file = dir.join("digest");
+    let lines: String = entries
+        .iter()
+        .map(|(user, realm, password)| {
+            let ha1 = support::digest_hex(
+                "MD5",
+                &[user.as_bytes(), realm.as_bytes(), password.as_bytes()],
+            );
+            format!("{user}:{realm}:{ha1}\n")
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    file
+}
+
 /// A `digest_file_auth` file of realm `proxy` with `alice` (password `alice's secret`) and
 /// `mallory` (`mallory-pw`); and mallory's HA1.
 fn alice_and_mallory(dir: &Path) -> (std::path::PathBuf, String) {
-    let file = dir.join("digest");
-    let alice = support::digest_hex("MD5", &[b"alice", b"proxy", b"alice's secret"]);
+    let file = digest_file(
+        dir,
+        &[
+            ("alice", "proxy", "alice's secret"),
+            ("mallory", "proxy", "mallory-pw"),
+        ],
+    );
     let mallory = support::digest_hex("MD5", &[b"mallory", b"proxy", b"mallory-pw"]);
-    std::fs::write(
-        &file,
-        format!("alice:proxy:{alice}\nmallory:proxy:{mallory}\n"),
-    )
-    .unwrap();
     (file, mallory)
 }
 
@@ -1246,14 +1264,15 @@ async fn a_line_cut_by_a_small_pipe_never_answers_another_request() {
 async fn a_digest_user_name_with_a_colon_names_no_other_entry() {
     for concurrency in [4, 0] {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("digest");
         let alice = support::digest_hex("MD5", &[b"alice", b"proxy", b"alice-pw"]);
         let mallory = support::digest_hex("MD5", &[b"mallory", b"branch", b"mallory-pw"]);
-        std::fs::write(
-            &file,
-            format!("alice:proxy:{alice}\nmallory:branch:{mallory}\n"),
-        )
-        .unwrap();
+        let file = digest_file(
+            dir.path(),
+            &[
+                ("alice", "proxy", "alice-pw"),
+                ("mallory", "branch", "mallory-pw"),
+            ],
+        );
         let command = format!(
             "exec {} -c {}",
             squid_helper("digest_file_auth").display(),
