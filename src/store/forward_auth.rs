@@ -263,13 +263,24 @@ impl Validator for ForwardAuth {
             context.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
             context.extend_from_slice(bytes);
         }
+        // Written in place, its length set after (no string made for it: this runs before
+        // every cache lookup).
+        fn shown(context: &mut Vec<u8>, value: &dyn std::fmt::Display) {
+            use std::io::Write as _;
+            let at = context.len();
+            context.extend_from_slice(&[0; 8]);
+            // (Writing into a Vec cannot fail.)
+            let _ = write!(context, "{value}");
+            let len = (context.len() - at - 8) as u64;
+            context[at..at + 8].copy_from_slice(&len.to_le_bytes());
+        }
         let inner = &self.inner;
         part(context, request.method.as_str().as_bytes());
-        part(context, request.uri.to_string().as_bytes());
+        shown(context, &request.uri);
         match (inner.client_addr)(request) {
             Some(addr) => {
                 context.push(1);
-                part(context, addr.to_string().as_bytes());
+                shown(context, &addr);
             }
             None => context.push(0),
         }
