@@ -368,7 +368,7 @@ impl Scheme for Digest {
             Tracked::Shared => self.replay(),
             Tracked::Here => self.here.as_ref(),
         };
-        let Some(store) = store.cloned() else {
+        let Some(store) = store else {
             return Answer::Ready(Verdict::Unavailable(ValidatorError::new(
                 "Digest used before the layer was built",
             )));
@@ -376,6 +376,10 @@ impl Scheme for Digest {
         let lifetime = self
             .nonces()
             .map_or(DEFAULT_NONCE_LIFETIME, Nonces::lifetime);
+        // Only the shared store is asked again, after its answer, whether it is in reach: the
+        // answer may come later, so it is held by a reference of the answer's own (no
+        // reference count changes hands for this instance's own store).
+        let shared = (tracked == Tracked::Shared).then(|| Arc::clone(store));
         store
             .record(&id, r.nc, lifetime)
             .map(move |verdict| match verdict {
@@ -388,7 +392,9 @@ impl Scheme for Digest {
                 // The count could not be checked: never accepted. When the shared store is
                 // out of reach, the next nonce is this instance's own: `stale=true` lets the
                 // client retry with it without asking the user.
-                Err(_) if tracked == Tracked::Shared && !store.is_available() => Verdict::Stale,
+                Err(_) if shared.as_ref().is_some_and(|store| !store.is_available()) => {
+                    Verdict::Stale
+                }
                 Err(error) => Verdict::Unavailable(error),
             })
     }
