@@ -376,9 +376,9 @@ impl Scheme for Digest {
         let lifetime = self
             .nonces()
             .map_or(DEFAULT_NONCE_LIFETIME, Nonces::lifetime);
-        // Only the shared store is asked again, after its answer, whether it is in reach: the
-        // answer may come later, so it is held by a reference of the answer's own (no
-        // reference count changes hands for this instance's own store).
+        // After an error, only a shared store is asked whether it is in reach. Its answer may
+        // come later, so that answer holds its own `Arc`; this instance's own store is only
+        // borrowed, with no reference count taken per accepted request.
         let shared = (tracked == Tracked::Shared).then(|| Arc::clone(store));
         store
             .record(&id, r.nc, lifetime)
